@@ -1,0 +1,58 @@
+"""Input validation shared by nlviz's public functions.
+
+Every message names the argument, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_int(name: str, value, *, minimum: int | None = None, odd: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    if odd and value % 2 == 0:
+        raise ValueError(f"{name}: expected an odd integer, got {value}")
+    return value
+
+
+def check_positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a finite number > 0, got {value}")
+    return float(value)
+
+
+def check_nonnegative(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
+    return float(value)
+
+
+def check_choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def check_finite(name: str, array) -> None:
+    """Raise ValueError if a NumPy array or torch tensor holds NaN or inf."""
+    try:
+        import torch
+
+        if isinstance(array, torch.Tensor):
+            if not bool(torch.isfinite(array).all()):
+                raise ValueError(f"{name}: expected finite values, got NaN or inf")
+            return
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
