@@ -31,5 +31,5 @@ def seed_everything(seed: int) -> None:
     import torch
 
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - legacy global state, seeded for third-party code
     torch.manual_seed(seed)
