@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from nlviz._checks import check_int
+
 PAIRWISE = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
 SOFTMAX_FORMS = ("gaussian", "embedded_gaussian")
 
@@ -60,6 +62,14 @@ def _check_tokens(theta: Tensor, phi: Tensor, g: Tensor | None = None) -> None:
             raise ValueError(
                 f"{name}: expected 3 dims (batch, positions, channels), got shape {tuple(t.shape)}"
             )
+    if phi.shape[1] < 1:
+        raise ValueError(f"phi: expected at least one position j, got shape {tuple(phi.shape)}")
+    for name, t in (("phi", phi), ("g", g)):
+        if t is not None and (t.dtype != theta.dtype or t.device != theta.device):
+            raise ValueError(
+                f"{name}: expected dtype {theta.dtype} on {theta.device} like theta, "
+                f"got {t.dtype} on {t.device}"
+            )
     if phi.shape[0] != theta.shape[0] or phi.shape[2] != theta.shape[2]:
         raise ValueError(
             f"phi: expected (B={theta.shape[0]}, M, Ck={theta.shape[2]}) to match theta "
@@ -75,9 +85,12 @@ def _check_tokens(theta: Tensor, phi: Tensor, g: Tensor | None = None) -> None:
 def _check_w_f(w_f: Tensor | None, channels: int) -> Tensor:
     if w_f is None:
         raise ValueError("w_f: the concatenation form needs w_f (2 * Ck weights), got None")
-    if not isinstance(w_f, Tensor) or w_f.numel() != 2 * channels:
-        got = tuple(w_f.shape) if isinstance(w_f, Tensor) else type(w_f).__name__
-        raise ValueError(f"w_f: expected 2 * Ck = {2 * channels} weights, got {got}")
+    if not isinstance(w_f, Tensor):
+        raise TypeError(f"w_f: expected a torch.Tensor of 2 * Ck weights, got {type(w_f).__name__}")
+    if w_f.numel() != 2 * channels:
+        raise ValueError(
+            f"w_f: expected 2 * Ck = {2 * channels} weights, got shape {tuple(w_f.shape)}"
+        )
     return w_f.reshape(-1)
 
 
@@ -90,7 +103,11 @@ def _scale_factor(pairwise: str, scale: bool, channels: int) -> float:
 
 
 def concatenation_scalars(theta: Tensor, phi: Tensor, w_f: Tensor) -> tuple[Tensor, Tensor]:
-    """Eq. 5 split in two: ``w_f^T [theta_i, phi_j] = a_i + b_j``. Returns a (B, N), b (B, M)."""
+    """Eq. 5 split in two: ``w_f^T [theta_i, phi_j] = a_i + b_j``. Returns a (B, N), b (B, M).
+
+    ``w_f`` holds 2 * Ck weights, theta's half first (any shape, e.g. a (1, 2Ck, 1, 1) conv).
+    """
+    _check_tokens(theta, phi)
     w_f = _check_w_f(w_f, theta.shape[-1])
     ck = theta.shape[-1]
     return theta @ w_f[:ck], phi @ w_f[ck:]
@@ -178,30 +195,32 @@ def concatenation_aggregate(
     ``method="sorted"`` (default, exact, O((N + M) log M + (N + M) Cv)): the pairs with
     ``a_i + b_j > 0`` are the j with ``b_j > -a_i``, a suffix of the j sorted by b, so
     ``y_i = (a_i * S_g + S_bg) / M`` with suffix sums S of g and b*g read at one index per i.
+    The weights are piecewise linear in a and b: autograd is exact wherever a_i + b_j != 0
+    (at the kink any implementation picks a side).
 
     ``method="chunked"``: broadcast the two scalars for ``chunk_size`` queries at a time
     (chunk x M weights), recomputed in the backward pass so memory stays bounded there too.
     """
     _check_tokens(theta, phi, g)
+    if method not in ("sorted", "chunked"):
+        raise ValueError(f"method: expected 'sorted' or 'chunked', got {method!r}")
     a, b = concatenation_scalars(theta, phi, w_f)
     m = phi.shape[1]
     if method == "chunked":
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size: expected an integer >= 1, got {chunk_size}")
+        chunk_size = check_int("chunk_size", chunk_size, minimum=1)
 
         def rows(a_c: Tensor, b: Tensor, g: Tensor) -> Tensor:
             return F.relu(a_c[:, :, None] + b[:, None, :]) @ g / m
 
+        recompute = torch.is_grad_enabled() and any(t.requires_grad for t in (a, b, g))
         parts = []
         for start in range(0, a.shape[1], chunk_size):
             a_c = a[:, start : start + chunk_size]
-            if torch.is_grad_enabled() and (a_c.requires_grad or g.requires_grad):
+            if recompute:
                 parts.append(checkpoint(rows, a_c, b, g, use_reentrant=False))
             else:
                 parts.append(rows(a_c, b, g))
         return torch.cat(parts, dim=1)
-    if method != "sorted":
-        raise ValueError(f"method: expected 'sorted' or 'chunked', got {method!r}")
 
     # Suffix sums in float64 where the device has it: they add up to M terms of either sign.
     acc = torch.float32 if g.device.type == "mps" else torch.float64
