@@ -8,6 +8,7 @@ Modules, one idea each (the notebook that introduces it in brackets):
 - ``nlviz.block``     ``NonLocalBlock``, paper Eq. 6 / Fig. 2 (03)
 - ``nlviz.video``     synthetic video task and C2D / non-local networks (04)
 - ``nlviz.train``     training loop, checkpoints, CLI (04)
+- ``nlviz.experiments`` the pairwise and variant ablations, ``ablation.csv`` (04)
 - ``nlviz.explorer``  ``AffinityExplorer``: click a pixel, see its affinities (05)
 """
 
