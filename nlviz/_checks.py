@@ -57,3 +57,21 @@ def check_finite(name: str, array) -> None:
         finite = bool(np.isfinite(array).all())
     if not finite:
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
+
+
+def check_query(query, shape: tuple[int, int], name: str = "query") -> tuple[int, int]:
+    """Return ``query`` as ``(y, x)`` ints, or raise naming ``name``: a pixel of an (H, W) grid."""
+    h, w = shape
+    ok = (
+        isinstance(query, (tuple, list, np.ndarray))
+        and len(query) == 2
+        and all(isinstance(q, numbers.Integral) and not isinstance(q, bool) for q in query)
+    )
+    if not ok:
+        raise TypeError(f"{name}: expected a pair of integers (y, x), got {query!r}")
+    y, x = int(query[0]), int(query[1])
+    if not (0 <= y < h and 0 <= x < w):
+        raise ValueError(
+            f"{name}: expected (y, x) inside the image, 0 <= y < {h} and 0 <= x < {w}, got {(y, x)}"
+        )
+    return y, x

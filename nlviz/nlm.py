@@ -36,7 +36,13 @@ import numbers
 
 import numpy as np
 
-from nlviz._checks import check_finite, check_int, check_nonnegative, check_positive
+from nlviz._checks import (
+    check_finite,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_query,
+)
 
 __all__ = ["denoise_nl_means", "nlm_weights", "nlm_loop"]
 
@@ -234,23 +240,6 @@ def denoise_nl_means(
 # ----------------------------------------------------------------------------- one pixel
 
 
-def _check_query(query, shape: tuple[int, int]) -> tuple[int, int]:
-    H, W = shape
-    ok = (
-        isinstance(query, (tuple, list, np.ndarray))
-        and len(query) == 2
-        and all(isinstance(q, numbers.Integral) and not isinstance(q, bool) for q in query)
-    )
-    if not ok:
-        raise TypeError(f"query: expected a pair of integers (y, x), got {query!r}")
-    y, x = int(query[0]), int(query[1])
-    if not (0 <= y < H and 0 <= x < W):
-        raise ValueError(
-            f"query: expected (y, x) inside the image, 0 <= y < {H} and 0 <= x < {W}, got {(y, x)}"
-        )
-    return y, x
-
-
 def nlm_weights(
     image,
     query,
@@ -271,7 +260,7 @@ def nlm_weights(
     planes, _ = _as_planes(image, channel_axis)
     patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
     C, H, W = planes.shape
-    y, x = _check_query(query, (H, W))
+    y, x = check_query(query, (H, W))
     r, pd = patch_size // 2, patch_distance
 
     padded = np.pad(planes.astype(np.float64), ((0, 0), (r, r), (r, r)), mode="reflect")

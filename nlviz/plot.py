@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.patches import Rectangle
 
+from nlviz._checks import check_choice, check_finite, check_int, check_positive, check_query
+
 __all__ = ["show_weights", "image_grid"]
 
 
@@ -68,17 +70,8 @@ def show_weights(
         )
     if not np.isfinite(w).all() or (w < 0).any() or w.max() <= 0:
         raise ValueError("weights: expected finite, non-negative values, not all zero")
-    ok = (
-        isinstance(query, (tuple, list, np.ndarray))
-        and len(query) == 2
-        and all(isinstance(q, numbers.Integral) for q in query)
-    )
-    if not ok:
-        raise TypeError(f"query: expected a pair of integers (y, x), got {query!r}")
-    y, x = int(query[0]), int(query[1])
     H, W = w.shape
-    if not (0 <= y < H and 0 <= x < W):
-        raise ValueError(f"query: expected (y, x) with 0 <= y < {H} and 0 <= x < {W}, got {y, x}")
+    y, x = check_query(query, (H, W))
     if not 0 < floor < 1:
         raise ValueError(f"floor: expected a number in (0, 1), got {floor}")
 
@@ -216,7 +209,6 @@ __all__ += ["affinity_maps"]
 
 def _affinity_stack(maps) -> np.ndarray:
     """``maps`` (a (K, H, W) array or a sequence of (H, W) arrays/tensors) as float64 (K, H, W)."""
-    from nlviz._checks import check_finite
 
     if hasattr(maps, "detach"):  # a torch tensor
         maps = maps.detach().cpu().numpy()
@@ -261,21 +253,6 @@ def _affinity_limits(values: np.ndarray, signed: str) -> tuple[float, float, boo
     return lo, (hi if hi > lo else lo + 1.0), False
 
 
-def _affinity_query(query, shape: tuple[int, int]) -> tuple[int, int]:
-    h, w = shape
-    ok = (
-        isinstance(query, (tuple, list, np.ndarray))
-        and len(query) == 2
-        and all(isinstance(q, numbers.Integral) and not isinstance(q, bool) for q in query)
-    )
-    if not ok:
-        raise TypeError(f"query: expected a pair of integers (y, x), got {query!r}")
-    y, x = int(query[0]), int(query[1])
-    if not (0 <= y < h and 0 <= x < w):
-        raise ValueError(f"query: expected (y, x) with 0 <= y < {h} and 0 <= x < {w}, got {y, x}")
-    return y, x
-
-
 def affinity_maps(
     maps,
     titles: Sequence[str] | None = None,
@@ -311,7 +288,6 @@ def affinity_maps(
     into these (one per panel) instead of a new figure.
     Returns ``(fig, axes)``: the list of panel axes, the image panel first when given.
     """
-    from nlviz._checks import check_choice, check_int, check_positive
 
     stack = _affinity_stack(maps)
     k, h, w = stack.shape
@@ -322,7 +298,7 @@ def affinity_maps(
     if len(titles) != k:
         raise ValueError(f"titles: expected {k} titles (one per map), got {len(titles)}")
     if query is not None:
-        query = _affinity_query(query, (h, w))
+        query = check_query(query, (h, w))
     check_choice("signed", signed, ("auto", "always", "never"))
     if not isinstance(shared_scale, bool):
         raise TypeError(f"shared_scale: expected True or False, got {shared_scale!r}")
