@@ -344,12 +344,12 @@ def test_compare_sends_one_pixel_to_both_grids():
         AffinityExplorer.compare(learned, AffinityExplorer.from_nlm(frames[:2]))
 
 
-def test_from_checkpoint_explores_the_trained_block(tmp_path):
+def _saved_model(path, **model_config):
+    """A fresh VideoNet (seed 0), saved as a checkpoint at ``path``; returns the model."""
     from nlviz.train import FORMAT, save_checkpoint
-    from nlviz.video import VideoNet, generate, to_tensor
+    from nlviz.video import VideoNet
 
     torch.manual_seed(0)
-    model_config = {"variant": "spacetime", "pairwise": "dot_product", "blocks": 1, "width": 4}
     model = VideoNet(**model_config).eval()
     checkpoint = {
         "format": FORMAT,
@@ -358,8 +358,15 @@ def test_from_checkpoint_explores_the_trained_block(tmp_path):
         "config": {},
         "metrics": {"val_acc": 0.5},
     }
-    path = tmp_path / "model.pt"
     save_checkpoint(checkpoint, path)
+    return model
+
+
+def test_from_checkpoint_explores_the_trained_block(tmp_path):
+    from nlviz.video import generate, to_tensor
+
+    path = tmp_path / "model.pt"
+    model = _saved_model(path, variant="spacetime", pairwise="dot_product", blocks=1, width=4)
     video = generate(1, split="test", frames=4, size=32).videos[0]
     explorer = AffinityExplorer.from_checkpoint(path, video)
     captured = {}
@@ -430,26 +437,10 @@ def test_compare_sources_draws_one_row_per_source():
 
 
 def test_from_checkpoint_numbers_blocks_in_network_order(tmp_path):
-    from nlviz.train import FORMAT, save_checkpoint
-    from nlviz.video import VideoNet, generate
+    from nlviz.video import generate
 
-    torch.manual_seed(0)
-    model_config = {
-        "variant": "spacetime",
-        "pairwise": "embedded_gaussian",
-        "blocks": 3,
-        "width": 4,
-    }
-    model = VideoNet(**model_config).eval()
-    checkpoint = {
-        "format": FORMAT,
-        "model": model_config,
-        "state_dict": model.state_dict(),
-        "config": {},
-        "metrics": {"val_acc": 0.5},
-    }
     path = tmp_path / "three.pt"
-    save_checkpoint(checkpoint, path)
+    _saved_model(path, variant="spacetime", pairwise="embedded_gaussian", blocks=3, width=4)
     video = generate(1, split="test", frames=4, size=32).videos[0]
     # blocks 0, 1 after res3.0, res3.1 (8x8 grid, stride 4); block 2 after res4.0 (4x4, stride 8)
     for block, grid, place in [(0, 8, "res3.0"), (1, 8, "res3.1"), (2, 4, "res4.0")]:
