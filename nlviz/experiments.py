@@ -8,7 +8,8 @@ test split, and writes
   over seeds, the device and the summed training seconds);
 - ``data/results/ablation_runs.csv``: one row per run (seed), rewritten after every run, so an
   interrupted set keeps what ran and ``--resume`` skips it;
-- ``data/checkpoints/<pairwise>.pt``: the seed-0 spacetime model of each pairwise function.
+- ``data/checkpoints/<pairwise>.pt``: the seed-0 spacetime model of each pairwise function,
+  and ``embedded_gaussian_3blocks.pt``, the seed-0 spacetime model of the variant table.
 
 Experiments (the C2D baseline runs are shared by both tables):
 
@@ -17,7 +18,8 @@ Experiments (the C2D baseline runs are shared by both tables):
 - ``variant``: ``VARIANT_BLOCKS`` embedded-Gaussian blocks (2 in res3, 1 in res4; the
   paper's Table 2d uses 5) applied space-only, time-only and spacetime.
 
-Existing files are never replaced without ``--overwrite``.
+Existing files are never replaced without ``--overwrite``. ``--jobs 2 --threads 1`` trains two
+runs at once (the fastest way on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -25,16 +27,18 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
 
 from nlviz.pairwise import PAIRWISE
-from nlviz.train import CONFIGS, Config, evaluate, make_data, save_checkpoint, train
+from nlviz.train import CONFIGS, evaluate, make_data, save_checkpoint, train
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "data" / "results" / "ablation.csv"
@@ -183,6 +187,72 @@ def summarise(runs: list[dict]) -> list[dict]:
     return out
 
 
+_DATA: dict = {}
+
+
+def _data(config: str) -> tuple[dict, tuple[torch.Tensor, torch.Tensor]]:
+    """Train/val data and the test split of ``config``, generated once per process."""
+    if config not in _DATA:
+        cfg = CONFIGS[config]
+        _DATA.clear()
+        data = {
+            "train": make_data(cfg, "train", cfg.n_train),
+            "val": make_data(cfg, "val", cfg.n_val),
+        }
+        _DATA[config] = (data, make_data(cfg, "test", N_TEST))
+    return _DATA[config]
+
+
+def train_one(
+    config: str, model: dict, seed: int, device: str = "auto", progress: bool = True
+) -> tuple[dict, dict]:
+    """Train one model of ``plan()`` for one seed: (its row of the runs CSV, its checkpoint)."""
+    data, test = _data(config)
+    pairwise = "embedded_gaussian" if model["pairwise"] == "none" else model["pairwise"]
+    result = train(
+        CONFIGS[config],
+        pairwise=pairwise,
+        variant=model["variant"],
+        blocks=model["blocks"],
+        seed=seed,
+        device=device,
+        data=data,
+        progress=progress,
+    )
+    test_acc = evaluate(result.model, *test)[1]
+    ckpt = result.checkpoint
+    ckpt["config_name"] = config
+    ckpt["metrics"]["test_acc"] = float(test_acc)
+    row = {
+        **model,
+        "seed": seed,
+        "config": config,
+        "val_acc": round(result.val_acc, 4),
+        "test_acc": round(test_acc, 4),
+        "device": ckpt["device"],
+        "train_seconds": round(ckpt["metrics"]["train_seconds"], 1),
+    }
+    return row, ckpt
+
+
+def checkpoint_name(model: dict) -> str | None:
+    """File name under which the seed-0 run of ``model`` is kept, or None if it is not kept.
+
+    The 1-block spacetime model of each pairwise function is ``<pairwise>.pt``; the
+    ``VARIANT_BLOCKS``-block spacetime model is ``embedded_gaussian_<n>blocks.pt``.
+    """
+    if model["variant"] != "spacetime":
+        return None
+    if model["blocks"] == 1:
+        return f"{model['pairwise']}.pt"
+    return f"{model['pairwise']}_{model['blocks']}blocks.pt"
+
+
+def _order(row: dict) -> tuple[int, int]:
+    keys = [(m["pairwise"], m["variant"], m["blocks"]) for m in plan()]
+    return int(row["seed"]), keys.index((row["pairwise"], row["variant"], int(row["blocks"])))
+
+
 def run(
     *,
     config: str = "full",
@@ -192,62 +262,69 @@ def run(
     checkpoints: str | os.PathLike | None = CHECKPOINTS,
     overwrite: bool = False,
     resume: bool = False,
+    jobs: int = 1,
+    threads: int | None = None,
 ) -> list[dict]:
-    """Train every model of ``plan()`` for ``seeds`` seeds and write the CSVs (see module doc)."""
+    """Train every model of ``plan()`` for ``seeds`` seeds and write the CSVs (see module doc).
+
+    ``jobs`` > 1 trains that many runs at once in worker processes, each with ``threads``
+    torch threads (default: the CPU cores shared out); the results do not depend on it.
+    """
     out = Path(out)
     runs_path = out.with_name(out.stem + "_runs.csv")
     ckpt_dir = None if checkpoints is None else Path(checkpoints)
     if out.exists() and not (overwrite or resume):
         raise FileExistsError(f"out: {out} exists; pass --overwrite (or --resume)")
-    ckpt_paths = {p: ckpt_dir / f"{p}.pt" for p in PAIRWISE} if ckpt_dir else {}
-    existing = [str(p) for p in ckpt_paths.values() if p.exists()]
+    names = {checkpoint_name(m) for m in plan()} - {None}
+    existing = [str(ckpt_dir / n) for n in sorted(names) if ckpt_dir and (ckpt_dir / n).exists()]
     if existing and not (overwrite or resume):
         raise FileExistsError(f"checkpoints: {existing} exist; pass --overwrite (or --resume)")
-    cfg: Config = CONFIGS[config]
+    CONFIGS[config]  # noqa: B018 - KeyError early for an unknown config
     runs: list[dict] = []
     if resume and runs_path.exists():
         with open(runs_path, newline="") as fh:
             runs = [r for r in csv.DictReader(fh) if r["config"] == config]
     done = {(r["pairwise"], r["variant"], int(r["blocks"]), int(r["seed"])) for r in runs}
-    data = {
-        "train": make_data(cfg, "train", cfg.n_train),
-        "val": make_data(cfg, "val", cfg.n_val),
-    }
-    test = make_data(cfg, "test", N_TEST)
-    for seed in range(seeds):  # seed 0 of every model first: a cut-short set still has them all
-        for m in plan():
-            key = (m["pairwise"], m["variant"], m["blocks"], seed)
-            if key in done:
-                continue
-            pairwise = "embedded_gaussian" if m["pairwise"] == "none" else m["pairwise"]
-            result = train(
-                cfg,
-                pairwise=pairwise,
-                variant=m["variant"],
-                blocks=m["blocks"],
-                seed=seed,
-                device=device,
-                data=data,
-            )
-            test_acc = evaluate(result.model, *test)[1]
-            ckpt = result.checkpoint
-            ckpt["config_name"] = config
-            ckpt["metrics"]["test_acc"] = float(test_acc)
-            runs.append(
-                {
-                    **m,
-                    "seed": seed,
-                    "config": config,
-                    "val_acc": round(result.val_acc, 4),
-                    "test_acc": round(test_acc, 4),
-                    "device": ckpt["device"],
-                    "train_seconds": round(ckpt["metrics"]["train_seconds"], 1),
-                }
-            )
+    # seed 0 of every model first: a cut-short set still has them all
+    todo = [
+        (m, seed)
+        for seed in range(seeds)
+        for m in plan()
+        if (m["pairwise"], m["variant"], m["blocks"], seed) not in done
+    ]
+    pool = None
+    if jobs > 1:
+        threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+        pool = ProcessPoolExecutor(
+            jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=torch.set_num_threads,
+            initargs=(threads,),
+        )
+        futures = [pool.submit(train_one, config, m, seed, device, False) for m, seed in todo]
+        results = (f.result() for f in as_completed(futures))
+    else:
+        if threads:
+            torch.set_num_threads(threads)
+        results = (train_one(config, m, seed, device) for m, seed in todo)
+    try:
+        for row, ckpt in results:
+            runs.append(row)
+            runs.sort(key=_order)
             _write_csv(runs_path, RUN_COLUMNS, runs)
-            print(f"  test_acc={test_acc:.3f}", file=sys.stderr, flush=True)
-            if ckpt_paths and seed == 0 and m["variant"] == "spacetime" and m["blocks"] == 1:
-                save_checkpoint(ckpt, ckpt_paths[m["pairwise"]], overwrite=True)
+            print(
+                f"  {row['model']} {row['pairwise']}/{row['variant']} blocks={row['blocks']} "
+                f"seed={row['seed']}: test_acc={row['test_acc']:.3f} "
+                f"({row['train_seconds']:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            name = checkpoint_name(row)
+            if ckpt_dir is not None and name and row["seed"] == 0:
+                save_checkpoint(ckpt, ckpt_dir / name, overwrite=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     rows = summarise(runs)
     _write_csv(out, COLUMNS, rows)
     return rows
@@ -263,14 +340,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--out", default=str(RESULTS), help="the summary CSV")
     parser.add_argument("--checkpoints", default=str(CHECKPOINTS), help="folder ('' for none)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per run")
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     parser.add_argument("--resume", action="store_true", help="keep runs already in *_runs.csv")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds: expected an integer >= 1, got {args.seeds}")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    if args.jobs < 1:
+        parser.error(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads: expected an integer >= 1, got {args.threads}")
     try:
         rows = run(
             config=args.config,
@@ -280,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
             checkpoints=args.checkpoints or None,
             overwrite=args.overwrite,
             resume=args.resume,
+            jobs=args.jobs,
+            threads=args.threads,
         )
     except FileExistsError as err:
         parser.error(str(err))

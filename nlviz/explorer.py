@@ -229,7 +229,8 @@ class AffinityExplorer:
     @classmethod
     def from_block(cls, block, features, frames, **kwargs) -> AffinityExplorer:
         """Explore a ``NonLocalBlock`` on its input ``features`` (1, C, T, h, w) shown over
-        ``frames`` (T, H, W[, 3]). theta and phi are computed once (``block.embed``)."""
+        ``frames`` (T, H, W[, 3]). theta and phi are computed once (``block.embed``); each
+        query's row of weights is computed in float64."""
         import torch
 
         from nlviz.block import NonLocalBlock
@@ -264,8 +265,10 @@ class AffinityExplorer:
         with torch.no_grad():
             theta, phi, _ = block.embed(features)
             w_f = block.w_f_vector
-            w_f = None if w_f is None else w_f.detach().clone()
-        theta, phi = theta.detach(), phi.detach()
+            w_f = None if w_f is None else w_f.detach().double()
+        # float64 rows: a trained softmax can be so peaked that float32 rounds most weights to
+        # exactly 0, and the ranking of the keys (the arrows) would be lost in the ties.
+        theta, phi = theta.detach().double(), phi.detach().double()
         _, h, w = spatial
         key_shape = (spatial[0], *block.pooled_shape(features.shape[2:])[-2:])
 

@@ -56,7 +56,7 @@ class Config:
 CONFIGS = {
     "tiny": Config(n_train=64, n_val=32, epochs=2, width=4, size=16, frames=4),
     "quick": Config(n_train=1500, n_val=300, epochs=4, width=8),
-    "full": Config(n_train=2000, n_val=500, epochs=6, width=8),
+    "full": Config(n_train=6000, n_val=500, epochs=6, width=8),
 }
 
 
