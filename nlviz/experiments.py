@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from nlviz._checks import check_choice, check_int
 from nlviz.pairwise import PAIRWISE
 from nlviz.train import CONFIGS, evaluate, make_data, save_checkpoint, train
 
@@ -279,7 +280,8 @@ def run(
     existing = [str(ckpt_dir / n) for n in sorted(names) if ckpt_dir and (ckpt_dir / n).exists()]
     if existing and not (overwrite or resume):
         raise FileExistsError(f"checkpoints: {existing} exist; pass --overwrite (or --resume)")
-    CONFIGS[config]  # noqa: B018 - KeyError early for an unknown config
+    check_choice("config", config, tuple(CONFIGS))
+    jobs = check_int("jobs", jobs, minimum=1)
     runs: list[dict] = []
     if resume and runs_path.exists():
         with open(runs_path, newline="") as fh:

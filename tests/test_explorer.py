@@ -451,3 +451,28 @@ def test_from_checkpoint_numbers_blocks_in_network_order(tmp_path):
         explorer.close()
     with pytest.raises(ValueError, match="block"):
         AffinityExplorer.from_checkpoint(path, video, block=3)
+
+
+def test_peaked_softmax_keeps_the_ranking_of_its_keys():
+    """Rows are computed in float64: where float32 rounds a peaked softmax to exact zeros (ties
+    that rank nothing), the explorer still ranks every key, in the order of the logits."""
+    block = make_block()
+    features, frames = make_inputs()
+    features = features * 20  # logits spread by ~550: exp underflows in float32, not float64
+    query = (1, 3, 2)
+    with torch.no_grad():
+        single = block.attention(features, query)[0].numpy()
+    assert (single == 0).sum() > single.size // 2  # the float32 row is mostly ties at 0
+    explorer = AffinityExplorer.from_block(block, features, frames, k=20)
+    weights = explorer.affinity(*query)
+    assert weights.dtype == np.float64 and (weights > 0).all()
+    np.testing.assert_allclose(weights, single, atol=1e-6)  # the same weights, to float32
+    with torch.no_grad():
+        theta, phi, _ = block.embed(features)
+    i = (query[0] * GRID_H + query[1]) * GRID_W + query[2]
+    logits = (theta[0, i].double() @ phi[0].double().T).numpy().reshape(weights.shape)
+    order = np.argsort(-logits.ravel(), kind="stable")[:20]
+    tt, yk, xk, _ = top_k(weights, 20)
+    assert np.ravel_multi_index((tt, yk, xk), weights.shape).tolist() == order.tolist()
+    explorer.select(*query)
+    assert len(explorer.arrows) == 20

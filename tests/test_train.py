@@ -212,6 +212,17 @@ def test_experiments_in_parallel_match_sequential(tmp_path):
         run(config="tiny", seeds=1, out=tmp_path / "b" / "ablation.csv", checkpoints=None)
 
 
+def test_experiments_reject_bad_arguments(tmp_path):
+    out = tmp_path / "ablation.csv"
+    with pytest.raises(ValueError, match="config: expected one of"):
+        run(config="nope", out=out, checkpoints=None)
+    with pytest.raises(ValueError, match="jobs"):
+        run(config="tiny", jobs=0, out=out, checkpoints=None)
+    assert not out.exists()
+    proc = _cli("nlviz.experiments", "--config", "tiny", "--jobs", "0", cwd=tmp_path)
+    assert proc.returncode == 2 and "--jobs: expected an integer >= 1, got 0" in proc.stderr
+
+
 def test_committed_results_non_local_beats_c2d():
     """The committed ablation: C2D and space-only at chance; the spacetime models with a
     product theta^T phi (Eq. 2-4) beat C2D by > 2x the larger seed std; every spacetime model
