@@ -201,7 +201,9 @@ def to_tensor(videos: np.ndarray) -> Tensor:
         got = getattr(videos, "shape", type(videos).__name__)
         raise ValueError(f"videos: expected a (N, T, H, W, 3) uint8 array, got {got}")
     x = torch.from_numpy(np.ascontiguousarray(videos)).permute(0, 4, 1, 2, 3)
-    return x.float().div_(127.5).sub_(1.0)
+    # contiguous: a permuted (channels-last) 5-D tensor makes conv backward corrupt the heap
+    # with one thread and give non-deterministic gradients with two (torch 2.13 on AMD CPUs).
+    return x.float().div_(127.5).sub_(1.0).contiguous()
 
 
 def save_sample(path: str | os.PathLike, batch: VideoBatch, **meta) -> None:
@@ -256,7 +258,7 @@ def _fold(x: Tensor) -> tuple[Tensor, int]:
 def _unfold(x: Tensor, t: int) -> Tensor:
     """(B*T, C, H, W) -> (B, C, T, H, W)."""
     bt, c, h, w = x.shape
-    return x.reshape(bt // t, t, c, h, w).transpose(1, 2)
+    return x.reshape(bt // t, t, c, h, w).transpose(1, 2).contiguous()
 
 
 class BasicBlock(nn.Module):
