@@ -59,19 +59,21 @@ def check_finite(name: str, array) -> None:
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
 
 
-def check_query(query, shape: tuple[int, int], name: str = "query") -> tuple[int, int]:
-    """Return ``query`` as ``(y, x)`` ints, or raise naming ``name``: a pixel of an (H, W) grid."""
-    h, w = shape
+def check_query(query, shape: tuple[int, ...], name: str = "query") -> tuple[int, ...]:
+    """Return ``query`` as a tuple of ints, one per axis of ``shape``, or raise naming ``name``.
+
+    ``shape`` is the grid the query indexes: (H, W) for a pixel (y, x), (T, H, W) for (t, y, x).
+    """
+    axes = {2: "(y, x)", 3: "(t, y, x)"}.get(len(shape), f"{len(shape)} coordinates")
     ok = (
         isinstance(query, (tuple, list, np.ndarray))
-        and len(query) == 2
+        and len(query) == len(shape)
         and all(isinstance(q, numbers.Integral) and not isinstance(q, bool) for q in query)
     )
     if not ok:
-        raise TypeError(f"{name}: expected a pair of integers (y, x), got {query!r}")
-    y, x = int(query[0]), int(query[1])
-    if not (0 <= y < h and 0 <= x < w):
-        raise ValueError(
-            f"{name}: expected (y, x) inside the image, 0 <= y < {h} and 0 <= x < {w}, got {(y, x)}"
-        )
-    return y, x
+        raise TypeError(f"{name}: expected {len(shape)} integers {axes}, got {query!r}")
+    q = tuple(int(v) for v in query)
+    if not all(0 <= v < s for v, s in zip(q, shape, strict=True)):
+        bounds = ", ".join(f"0 <= {a} < {s}" for a, s in zip(axes.strip("()").split(", "), shape))
+        raise ValueError(f"{name}: expected {axes} inside the grid, {bounds}, got {q}")
+    return q
