@@ -48,3 +48,40 @@ execute: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# The course as a website (site/, README "The course as a website"): Sphinx + myst-nb +
+# sphinx-book-theme from site/requirements.txt (same .venv, own stamp) and MathJax from npm
+# (site/package-lock.json), built from the committed notebooks without running them.
+SITE_STAMP := $(VENV)/.site-installed
+NPM_STAMP  := site/node_modules/.installed
+
+.PHONY: site site-test serve-site site-clean
+
+$(SITE_STAMP): $(STAMP) site/requirements.txt
+	$(BIN)/python -m pip install -r site/requirements.txt
+	touch $(SITE_STAMP)
+
+# Without npm this only warns; then the site cannot be built and tests/test_math.py fails
+# (it skips only without node).
+$(NPM_STAMP): site/package.json site/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "cd site && npm ci"; cd site && npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	else echo "npm not found: cannot install MathJax (make site and tests/test_math.py need it)"; fi
+
+site: $(SITE_STAMP) $(NPM_STAMP)
+	$(BIN)/python site/build.py
+
+# tests/test_site.py builds the site into a temporary folder and checks it in headless Chromium
+# (.ci/run runs this after `make test`, where the test skips: the site's packages are not there).
+site-test: $(SITE_STAMP) $(NPM_STAMP)
+	NLVIZ_SITE_TEST=1 $(BIN)/python -m pytest -q tests/test_site.py
+
+# Serve the built site on http://127.0.0.1:8000 (any static file server will do).
+serve-site: site
+	$(BIN)/python -m http.server --bind 127.0.0.1 --directory site/_build/html 8000
+
+# The math test (tests/test_math.py, run by `make unit`) checks TeX with the site's MathJax.
+unit: $(NPM_STAMP)
+clean: site-clean
+site-clean:
+	rm -rf site/_build site/node_modules

@@ -1,0 +1,402 @@
+"""The course's website: built from the committed notebooks, checked in a real browser.
+
+Builds the site (site/build.py, what `make site` runs) into a temporary folder, serves it with
+``python -m http.server`` on 127.0.0.1 and opens every page in Debian's headless Chromium
+driven by Playwright for Python. Every request that leaves the local server is blocked and
+fails the test: the site must work offline. Checks, per notebook page: no console error, one
+loaded <img> per image/png output of the .ipynb (same pixel sizes), math typeset by MathJax
+with no error and no raw TeX left in the text, a note (not the text fallback) for each widget,
+how to run it; then the search, that every local href and src answers 200, and a screenshot.
+Run: ``make site-test`` (``.ci/run`` does, after ``make test``): it installs the site's
+packages, then runs this file. Skips where chromium or playwright is missing (``.ci/run``
+installs both); elsewhere, skips where the site's packages are missing, unless
+NLVIZ_SITE_TEST is set, as `make site-test` does: then that fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = (1280, 900)
+SITE_MODULES = ["sphinx", "myst_nb", "sphinx_book_theme"]  # site/requirements.txt
+WIDGET = "application/vnd.jupyter.widget-view+json"
+DATA_PNG = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")
+WIDGET_TEXT = re.compile(r"\b[HV]?Box\(children=|Loading widget|IntSlider\(|FloatProgress\(")
+# raw TeX in the text that a reader sees: a delimiter or a command that was not typeset
+RAW_TEX = re.compile(r"\$|\\\(|\\\)|\\\[|\\\]|\\[A-Za-z]+")
+VISIBLE_TEXT = """(root) => {
+  const copy = root.cloneNode(true);
+  copy.querySelectorAll("pre, code, mjx-container, script, style, .headerlink")
+      .forEach((el) => el.remove());
+  return copy.textContent;
+}"""
+
+
+def _png_size(b64: str | list[str]) -> tuple[int, int]:
+    data = base64.b64decode("".join(b64) if isinstance(b64, list) else b64)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def _shown_pngs(data: dict) -> list[tuple[int, int]]:
+    """Sizes of the PNGs that a page shows for one output (myst-nb prefers HTML to a PNG)."""
+    html = "".join(data.get("text/html", ""))
+    if WIDGET in data:  # the site shows the widget's own static picture, if it stored one
+        if "image/png" in data:
+            return [_png_size(data["image/png"])]
+    if html:
+        return [_png_size(b64) for b64 in DATA_PNG.findall(html)]
+    return [_png_size(data["image/png"])] if "image/png" in data else []
+
+
+def _expected(notebook: Path) -> dict:
+    """What a notebook's page must show, from the .ipynb itself."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    outputs = [out for cell in nb["cells"] for out in cell.get("outputs", [])]
+    markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    return {
+        "pngs": sorted(size for o in outputs for size in _shown_pngs(o.get("data", {}))),
+        "widgets": sum(WIDGET in o.get("data", {}) for o in outputs),
+        "math": bool(re.search(r"\$|\\\(|\\\[|\\begin\{", markdown)),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, b""
+
+
+class _Links(HTMLParser):
+    """href and src values of a page, and its ids."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("href", "src") and value:
+                self.links.append(value)
+            if name == "id" and value:
+                self.ids.add(value)
+
+
+@pytest.fixture(scope="module")
+def sync_playwright():
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    api = pytest.importorskip("playwright.sync_api")
+    return api.sync_playwright
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, sync_playwright):
+    """The site built from the committed notebooks into a fresh folder: its html folder."""
+    missing = [m for m in SITE_MODULES if importlib.util.find_spec(m) is None]
+    if not (ROOT / "site" / "node_modules" / "mathjax").is_dir():
+        missing.append("MathJax (site/node_modules)")
+    if missing:
+        # `make test` runs before the site's packages are installed; `make site-test` installs
+        # them, sets NLVIZ_SITE_TEST and so fails here if they are still missing
+        why = f"the site's packages are missing ({', '.join(missing)}): run `make site-test`"
+        if os.environ.get("NLVIZ_SITE_TEST"):
+            pytest.fail(why)
+        pytest.skip(why)
+    out = tmp_path_factory.mktemp("site")
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "site" / "build.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, (
+        f"site build failed (make site-test installs its packages):\n{log[-4000:]}"
+    )
+    print(f"site built in {time.perf_counter() - t0:.1f} s")
+    problems = [line for line in log.splitlines() if re.search(r"WARNING|ERROR|CRITICAL", line)]
+    assert not problems, "the site build warned:\n" + "\n".join(problems[:30])
+    return out / "html"
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """python -m http.server on the built site, in its own process group."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(site),
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if _get(url)[0] == 200:
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "http.server did not start"
+        time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(sync_playwright):
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Visit:
+    """A page loaded offline: what it logged, what it asked for, what failed."""
+
+    def __init__(self, browser, server: str, path: str, viewport=VIEWPORT):
+        from playwright.sync_api import Error as PlaywrightError
+
+        self.errors, self.outside, self.failed = [], [], []
+        self.context = browser.new_context(
+            viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=1
+        )
+        page = self.page = self.context.new_page()
+        page.set_default_timeout(60_000)
+
+        def route(r):
+            if r.request.url.startswith(server):
+                r.continue_()
+            else:  # the site must not need anything from elsewhere
+                self.outside.append(r.request.url)
+                r.abort()
+
+        page.route("**/*", route)
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: self.failed.append(f"{r.url} ({r.failure})"))
+        page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.url} {r.status}"))
+        page.goto(urljoin(server, path), wait_until="load")
+        page.wait_for_function("() => [...document.images].every((img) => img.complete)")
+        if page.evaluate("() => document.querySelector('.math') !== null"):  # MathJax typesets
+            try:
+                page.wait_for_function(
+                    "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                    timeout=30_000,
+                )
+            except PlaywrightError as e:
+                raise AssertionError(
+                    f"MathJax did not start on {path}: requests that left the site: "
+                    f"{self.outside}, failed requests: {self.failed}, errors: {self.errors}"
+                ) from e
+            page.evaluate("() => MathJax.startup.promise")
+
+    def assert_clean(self):
+        self.page.wait_for_timeout(500)  # late requests (fonts, icons) report in too
+        assert not self.outside, f"requests that left the site: {self.outside}"
+        assert not self.failed, f"failed requests: {self.failed}"
+        assert not self.errors, f"console errors: {self.errors}"
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def visit(browser, server):
+    """Opens a page of the site, once per module (the screenshot reuses a notebook's page)."""
+    opened: dict[str, Visit] = {}
+
+    def open_page(path):
+        if path not in opened:
+            opened[path] = Visit(browser, server, path)
+        return opened[path]
+
+    yield open_page
+    for v in opened.values():
+        v.close()
+
+
+def test_notebooks_are_there():
+    assert len(NOTEBOOKS) >= 5, NOTEBOOKS
+
+
+def test_landing_page(visit):
+    v = visit("index.html")
+    v.assert_clean()
+    page = v.page
+    text = page.locator("article").inner_text()
+    for needed in ("For whom", "make lab", "make test", "The notebooks"):
+        assert needed in text, needed
+    # the notebook map and the navigation list every notebook page, in order
+    order = [nb.stem for nb in NOTEBOOKS]
+    nav = page.eval_on_selector_all(
+        "nav.bd-docs-nav a.reference.internal", "els => els.map(e => e.getAttribute('href'))"
+    )
+    assert [Path(h).stem for h in nav if "notebooks/" in h] == order
+    table = page.eval_on_selector_all(
+        "article table a.reference.internal", "els => els.map(e => e.getAttribute('href'))"
+    )
+    assert [Path(h).stem for h in table] == order
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_page(visit, notebook):
+    expected = _expected(notebook)
+    v = visit(f"notebooks/{notebook.stem}.html")
+    v.assert_clean()
+    page = v.page
+    article = page.locator("article.bd-article")
+    assert page.locator(".cell_input").count() > 0, "no code cells on the page"
+    assert page.locator(".cell_input .highlight pre").count() > 0, "code is not highlighted"
+
+    # one loaded <img> per PNG output, with the PNG's own size
+    images = page.eval_on_selector_all(
+        ".cell_output img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])"
+    )
+    assert all(complete and w > 0 for complete, w, _ in images), images
+    assert sorted((w, h) for _, w, h in images) == expected["pngs"]
+
+    # math: every math element typeset, no MathJax error, no raw TeX in the text
+    n_math = page.locator(".math").count()
+    typeset = page.locator(".math mjx-container").count()
+    if expected["math"]:
+        assert n_math > 0, "the notebook has math, the page none"
+    assert typeset == n_math, f"{n_math - typeset} of {n_math} math elements not typeset"
+    assert page.locator("mjx-merror").count() == 0, page.locator("mjx-merror").first.inner_text()
+    text = article.evaluate(VISIBLE_TEXT)
+    raw = [text[max(0, m.start() - 40) : m.end() + 40] for m in RAW_TEX.finditer(text)]
+    assert not raw, f"raw TeX left in the text: {raw[:5]}"
+
+    # widgets: a note each, never their text fallback, no widget manager
+    notes = page.locator(".nlviz-widget-note").count()
+    assert notes == expected["widgets"], f"{notes} widget notes for {expected['widgets']} widgets"
+    everything = article.text_content()
+    assert not WIDGET_TEXT.search(everything), WIDGET_TEXT.search(everything)
+    scripts = page.eval_on_selector_all("script[src]", "els => els.map(e => e.src)")
+    assert not [s for s in scripts if re.search(r"widget|require", s)], scripts
+
+    # how to run it: make lab, and the notebook itself to download
+    assert "make lab" in page.locator(".admonition", has_text="Run this notebook").inner_text()
+    links = page.eval_on_selector_all("a.download", "els => els.map(e => e.getAttribute('href'))")
+    assert any(h.endswith(f"/{notebook.name}") for h in links), links
+
+
+def test_search_finds_the_notebooks(visit):
+    v = visit("search.html?q=affinity")
+    results = v.page.locator("ul.search li a")
+    results.first.wait_for()
+    hrefs = results.evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    v.assert_clean()
+    assert any(h.startswith("notebooks/05_") for h in hrefs), hrefs
+
+
+def test_local_links_resolve(site, server):
+    """Every href and src of every page reachable from the landing page answers 200."""
+    todo, seen_pages, checked, broken = [server + "index.html"], set(), {}, []
+    ids: dict[str, set[str]] = {}
+    anchors: list[tuple[str, str, str]] = []
+    while todo:
+        page = todo.pop()
+        if page in seen_pages:
+            continue
+        seen_pages.add(page)
+        status, body = _get(page)
+        assert status == 200, page
+        parser = _Links()
+        parser.feed(body.decode("utf-8"))
+        ids[page] = parser.ids
+        for link in parser.links:
+            target, fragment = urldefrag(urljoin(page, link))
+            if urlparse(target).scheme not in ("http", "https"):
+                continue  # mailto:, data:, javascript:
+            assert target.startswith(server), f"{page} links outside the site: {link}"
+            if target not in checked:
+                checked[target] = _get(target)[0]
+                if checked[target] != 200:
+                    broken.append(f"{page}: {link} -> {checked[target]}")
+            if target.endswith(".html"):
+                todo.append(target)
+                if fragment:
+                    anchors.append((page, target, fragment))
+    assert not broken, broken
+    for page, target, fragment in anchors:
+        if target in ids:
+            assert fragment in ids[target], f"{page}: #{fragment} is not on {target}"
+    pages = {urlparse(p).path for p in seen_pages}
+    assert {f"/notebooks/{nb.stem}.html" for nb in NOTEBOOKS} <= pages
+    assert len(checked) > 20
+
+
+def test_screenshot_of_a_page(visit, tmp_path):
+    v = visit(f"notebooks/{NOTEBOOKS[0].stem}.html")
+    v.assert_clean()
+    figure = v.page.locator(".cell_output img").first
+    figure.scroll_into_view_if_needed()
+    png = v.page.screenshot()
+    (tmp_path / "page.png").write_bytes(png)
+    rgb = imread(io.BytesIO(png), format="png")[..., :3]
+    assert rgb.shape == (VIEWPORT[1], VIEWPORT[0], 3)
+    ink = rgb.min(axis=-1) < 0.9
+    assert ink.mean() > 0.05, f"nearly blank: {ink.mean():.3f} of the pixels are not white"
+    colours = len(np.unique((rgb * 15).round().reshape(-1, 3), axis=0))
+    assert colours > 50, f"only {colours} colours: no figure on screen"
+    box = figure.bounding_box()
+    assert box and box["width"] > 200 and 0 <= box["y"] < VIEWPORT[1], box
