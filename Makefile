@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with nbval-sanitize.cfg
 LINTED := nlviz tests benchmarks notebooks
 
-.PHONY: lab test lint unit notebooks browser execute clean
+.PHONY: lab test lint unit notebooks browser execute clean gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ browser: $(STAMP)
 execute: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 $(NB)
+
+# On a machine with a CUDA GPU: every notebook on cuda, the full training in bf16, the whole
+# ablation timed, a GPU checkpoint loaded on the CPU; one table (README, "GPU notes").
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

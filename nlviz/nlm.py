@@ -1,215 +1,186 @@
-"""Classic non-local means (Buades, Coll, Morel 2005) in NumPy (notebook 01).
-
-The estimate of pixel i is a weighted mean of the pixels j of its search window,
+"""Classic non-local means in NumPy, for images and volumes (notebook 01).
 
     NL[v](i) = sum_j w(i, j) v(j),   w(i, j) = exp(-d(i, j)) / Z(i),
     d(i, j) = max(mean((v(N_i) - v(N_j))**2) - 2 sigma**2, 0) / h**2,
 
-with N_i the patch_size x patch_size patch centred on i, the mean taken over the
-patch and the channels, and Z(i) the sum of the weights of i. These are
-scikit-image's fast-mode conventions (uniform patch weights, ``patch_distance``
-is the radius of a square window of (2 * patch_distance + 1)**2 pixels).
+j in the search window of i (side 2 * patch_distance + 1), N_i the patch centred on i (side
+``patch_size`` along every axis: a square in an image (H, W), a cube in a volume (T, H, W)),
+the mean taken over the patch and the channels, Z(i) the sum of the weights of i: the
+conventions of scikit-image's fast mode (a 3-D array without ``channel_axis`` is a volume,
+searched over space and time). Borders, the same in all three functions: patches are read
+from the image padded by reflection; the window is clipped to the image.
 
-Border handling (the same in all three functions, so they agree exactly):
-
-- patches are read from the image padded by reflection (``np.pad(..., "reflect")``),
-  so every pixel has a full patch;
-- the search window is clipped to the image: pixel i averages only real pixels j,
-  never padding. A corner pixel therefore averages fewer pixels than a centre one.
-
-scikit-image differs in two ways (measured in tests/test_nlm.py): its search also
-visits reflected padding positions, and its fast mode sums squared differences
-over a (patch_size - 1)**2 window that it divides by patch_size**2. The two
-filters are close (a few 1e-3 mean absolute difference on [0, 1] images) but not
-the same function.
-
-Functions
----------
-denoise_nl_means(image, ...)   the vectorised filter: a loop over shifts
-nlm_weights(image, query, ...) the (H, W) weights one pixel averages with
-nlm_loop(image, ...)           the definition as a direct loop (slow; a reference)
+Precision: ``denoise_nl_means`` computes distances and weights in float32 and their sums in
+float64 (within about 2e-7 of float64, relative to the image's range); ``nlm_weights`` and
+``nlm_loop`` compute in float64.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import numbers
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from skimage.util import img_as_float
 
-from nlviz._checks import (
-    check_finite,
-    check_int,
-    check_nonnegative,
-    check_positive,
-    check_query,
-)
+from nlviz.utils import check_finite, check_int, check_query, check_real
 
 __all__ = ["denoise_nl_means", "nlm_weights", "nlm_loop"]
+
+FLUSH = 16  # float32 partial sums of this many shifts are added into the float64 sums
 
 
 # ----------------------------------------------------------------------------- checks
 
 
-def _as_planes(image, channel_axis) -> tuple[np.ndarray, object]:
-    """Validate ``image`` and return it as float planes (C, H, W) plus an ``unplane`` function.
-
-    float64 stays float64; float32 and float16 are computed in float32; integer and
-    bool images are converted as ``skimage.util.img_as_float`` does (uint8 -> [0, 1]).
-    """
-    arr = np.asarray(image)
-    kind = arr.dtype.kind
-    if kind not in "biuf":
-        raise TypeError(
-            f"image: expected a real numeric array (float, int or bool), got dtype {arr.dtype}"
+def _as_planes(image, channel_axis):
+    """Check ``image``; return it as float planes (C, *S) and the function that undoes that."""
+    arr, colour = np.asarray(image), channel_axis is not None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"image: expected floats or integers, got dtype {arr.dtype}")
+    if colour and (
+        isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral)
+    ):
+        raise TypeError(f"channel_axis: expected None or an integer, got {channel_axis!r}")
+    if colour and arr.ndim < 3:
+        raise ValueError(f"channel_axis: expected None for shape {arr.shape}, got {channel_axis}")
+    if arr.ndim - colour not in (2, 3):
+        shapes = "(H, W, C) or (T, H, W, C)" if colour else "(H, W) or (T, H, W) (or channel_axis)"
+        raise ValueError(f"image: expected {shapes}, got shape {arr.shape}")
+    if colour and not -arr.ndim <= channel_axis < arr.ndim:
+        raise ValueError(
+            f"channel_axis: expected an axis in [{-arr.ndim}, {arr.ndim - 1}], got {channel_axis}"
         )
-    if kind != "f":
-        from skimage.util import img_as_float
-
+    if arr.size == 0:
+        raise ValueError(f"image: expected a non-empty array, got shape {arr.shape}")
+    check_finite("image", arr)
+    if arr.dtype.kind != "f":
         arr = img_as_float(arr)
     elif arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float32 if arr.dtype.itemsize < 4 else np.float64)
-
-    if channel_axis is None:
-        if arr.ndim != 2:
-            hint = " (pass channel_axis=-1 for a colour image)" if arr.ndim == 3 else ""
-            raise ValueError(
-                f"image: expected a 2-D grayscale array (H, W){hint}, got shape {arr.shape}"
-            )
-        planes = arr[None]
-    else:
-        if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
-            raise TypeError(
-                f"channel_axis: expected None or an integer, got {type(channel_axis).__name__}"
-            )
-        if arr.ndim == 2:
-            raise ValueError(
-                f"channel_axis: a 2-D image has no channel axis, expected None, got {channel_axis}"
-            )
-        if arr.ndim != 3:
-            raise ValueError(
-                f"image: expected a 3-D array (H, W, C) with channel_axis, got shape {arr.shape}"
-            )
-        if not -3 <= channel_axis <= 2:
-            raise ValueError(
-                f"channel_axis: expected an axis in [-3, 2] of a 3-D image, got {channel_axis}"
-            )
-        planes = np.moveaxis(arr, channel_axis, 0)
-    if min(planes.shape) < 1:
-        raise ValueError(f"image: expected a non-empty image, got shape {arr.shape}")
-    check_finite("image", planes)
+    planes = np.moveaxis(arr, channel_axis, 0) if colour else arr[None]
 
     def unplane(out: np.ndarray) -> np.ndarray:
-        return out[0] if channel_axis is None else np.moveaxis(out, 0, channel_axis)
+        return np.moveaxis(out, 0, channel_axis) if colour else out[0]
 
     return np.ascontiguousarray(planes), unplane
 
 
-def _check_params(patch_size, patch_distance, h, sigma) -> tuple[int, int, float, float]:
-    patch_size = check_int("patch_size", patch_size, minimum=1, odd=True)
+def _validate(image, channel_axis, patch_size, patch_distance, h, sigma):
+    """All checks of the public functions: (planes, unplane, r, patch_distance, h, sigma)."""
+    planes, unplane = _as_planes(image, channel_axis)
+    limit = 2 * max(planes.shape[1:]) + 1  # larger patches only repeat reflections
+    expected = f"an odd integer in [1, {limit}] for an image of shape {np.shape(image)}"
+    if isinstance(patch_size, bool) or not isinstance(patch_size, numbers.Integral):
+        raise TypeError(f"patch_size: expected {expected}, got {patch_size!r}")
+    if not (1 <= patch_size <= limit and patch_size % 2 == 1):
+        raise ValueError(f"patch_size: expected {expected}, got {patch_size}")
     patch_distance = check_int("patch_distance", patch_distance, minimum=1)
-    h = check_positive("h", h)
-    sigma = check_nonnegative("sigma", sigma)
-    return patch_size, patch_distance, h, sigma
+    h, sigma = check_real("h", h, minimum=0, strict=True), check_real("sigma", sigma, minimum=0)
+    return planes, unplane, int(patch_size) // 2, patch_distance, h, sigma
 
 
 # ----------------------------------------------------------------------------- the filter
 
 
-def box_sum_slices(x: np.ndarray, k: int, stride: int, n: int, out: np.ndarray) -> np.ndarray:
-    """out[m] = sum of x[m + q * stride] for q = 0 .. k - 1 and m < n (k contiguous slices)."""
+def box_sum_slices(x, k: int, stride: int, n: int, out, pairs) -> np.ndarray:
+    """out[m] = sum of x[m + q * stride] for q = 0 .. k - 1 and m < n, k odd: contiguous slices.
+
+    First the sums of pairs, pairs[m] = x[m] + x[m + stride]; then out adds (k - 1) / 2 of them
+    and the last slice: (k + 1) / 2 additions of whole arrays instead of k - 1.
+    """
     if k == 1:
         out[:] = x[:n]
         return out
-    np.add(x[:n], x[stride : stride + n], out=out)
-    for q in range(2, k):
-        out += x[q * stride : q * stride + n]
+    m = n + (k - 3) * stride
+    np.add(x[:m], x[stride : stride + m], out=pairs[:m])
+    np.add(pairs[:n], x[(k - 1) * stride : (k - 1) * stride + n], out=out)
+    for q in range(2, k - 1, 2):
+        out += pairs[q * stride : q * stride + n]
     return out
 
 
-def nlm_shifts(planes: np.ndarray, r: int, pd: int, h: float, sigma: float) -> np.ndarray:
-    """Non-local means of float planes (C, H, W) -> (C, H, W), same dtype; no input checks.
+def shift_weights(p, n, o, k, strides, b, bufs) -> np.ndarray:
+    """Unnormalised weights exp(-d(i, i + o)) of the flat positions i < n, float32 (n,).
 
-    ``r = patch_size // 2`` is the patch radius and ``pd`` the search radius.
-    One pass per shift s = (dy, dx) computes the weights w(i, i + s) of every pixel i
-    at once: squared differences of the padded image and its shifted copy, summed
-    over the patch by a separable box sum. Only half of the shifts are visited: the
-    weight is symmetric, w(i, i + s) = w(i + s, i), so each pass updates both pixels
-    of every pair.
-
-    Everything runs on flat, contiguous 1-D slices: in the padded image flattened
-    row by row (row length ``Wp``), a shift (dy, dx) is the offset ``dy * Wp + dx``.
-    Positions whose shifted partner wraps around a row end, or leaves the image,
-    get weight 0.
+    ``p`` (C, L) is the padded image, flat, scaled so that the box sum of squared differences
+    is mean / h**2; ``b`` is 2 sigma**2 / h**2. ``strides`` are those of the padded layout,
+    ``bufs`` four float32 work rows, the last all zeros; the result is a view into one of them.
     """
-    C, H, W = planes.shape
-    dtype = planes.dtype
-    k = 2 * r + 1  # patch_size
-    Wp = W + 2 * r  # row length of the padded image and of every flat array below
-    tail = 2 * r + pd  # zeros after the end so that the last slices never run past it
+    m = n + (k - 1) * sum(strides)
+    sqd, e = bufs[0, :m], bufs[1, :m]
+    np.subtract(p[0, :m], p[0, o : o + m], out=sqd)  # 1. squared differences, all channels
+    np.square(sqd, out=sqd)
+    for c in range(1, len(p)):
+        np.subtract(p[c, :m], p[c, o : o + m], out=e)
+        np.square(e, out=e)
+        sqd += e
+    x, i = sqd, 0
+    for a, stride in enumerate(strides):  # 2. box sum over the patch, one axis at a time
+        m, j = m - (k - 1) * stride, 1 + a % 2  # x in bufs[i], the sum to bufs[j]
+        x, i = box_sum_slices(x, k, stride, m, bufs[j, :m], bufs[3 - i - j]), j
+    # 3. -d = min((2 sigma^2 - mean) / h^2, 0), then exp(-d) (fmin of arrays is fast)
+    np.fmin(np.subtract(b, x, out=x), bufs[3, :n], out=x)
+    return np.exp(x, out=x)
 
-    padded = np.pad(planes, ((0, 0), (r, r), (r, r)), mode="reflect")
-    p = np.zeros((C, padded[0].size + tail), dtype)
-    p[:, : padded[0].size] = padded.reshape(C, -1)
 
-    # The image and the two accumulators in the same flat layout (H rows of Wp).
-    # Pixel (y, x) is at y * Wp + x, and its patch starts at the same index in p.
-    v = np.zeros((C, H * Wp + pd), dtype)
-    v[:, : H * Wp].reshape(C, H, Wp)[:, :, :W] = planes
-    num = v.copy()  # the shift s = 0: each pixel has weight exp(0) = 1 for itself
-    den = np.zeros(H * Wp + pd, dtype)
-    den[: H * Wp].reshape(H, Wp)[:, :W] = 1
+def nlm_shifts(planes: np.ndarray, r: int, pd: int, h: float, sigma: float) -> np.ndarray:
+    """Non-local means of float planes (C, *S), S = (H, W) or (T, H, W) -> float64 (C, *S).
 
-    sqd_buf = np.empty(H * Wp + 2 * r * Wp + 2 * r, dtype)  # squared differences
-    chan_buf = np.empty_like(sqd_buf) if C > 1 else None  # the same for one channel
-    col_buf = np.empty(H * Wp + 2 * r, dtype)  # sums over k rows
-    w_buf = np.empty(H * Wp, dtype)  # sums over k x k, then distances, then weights
-    tmp_buf = np.empty(H * Wp, dtype)
-    to_mean = dtype.type(1.0 / (k * k * C))
-    two_var = dtype.type(2.0 * sigma * sigma)
-    minus_inv_h2 = dtype.type(-min(1.0 / (h * h), float(np.finfo(dtype).max)))
+    ``r = patch_size // 2`` is the patch radius and ``pd`` the search radius; no input checks.
+    One pass per shift s computes the weights w(i, i + s) of all positions i at once
+    (``shift_weights``); w is symmetric, so half of the shifts serve both i and i + s. All
+    arrays are flat and share the layout of the padded image, where a shift is one offset o.
+    Pairs whose i or i + s leaves the image get weight 0. The image is mapped to [-1, 1] for
+    float32; the sums Z(i) and sum_j w(i, j) (v(j) - v(i)) run in float32 for ``FLUSH``
+    shifts, then in float64; the estimate is v(i) + that sum / Z(i).
+    """
+    C, *S = planes.shape
+    nd, k = len(S), 2 * r + 1
+    Sp = [n + 2 * r for n in S]  # the padded shape, and its strides in elements:
+    st = [int(np.prod(Sp[a + 1 :], dtype=np.int64)) for a in range(nd)]
+    N = S[0] * st[0]  # position i = (t, y, x) lives at sum(i * st) < N in every flat array
+    inside = (slice(None), slice(None), *(slice(0, n) for n in S[1:]))
+    lo, hi = float(planes.min()) / 2, float(planes.max()) / 2
+    mid, half = lo + hi, (hi - lo) or 1.0
+    K = k**nd * C  # values per patch; the gain is capped so that float32 sums stay finite
+    gain = min(half / (h * math.sqrt(K)), math.sqrt(1e37 / (4.0 * K)))
+    g_sigma = gain * (sigma / half)  # sigma in the units of p
+    b = np.float32(min(2.0 * K * g_sigma * g_sigma, 1e38))  # 2 sigma^2 / h^2
 
-    for dy in range(-min(pd, H - 1), min(pd, H - 1) + 1):
-        for dx in range(0, min(pd, W - 1) + 1):
-            if dx == 0 and dy <= 0:
-                continue  # s = 0 is done; s = (dy < 0, 0) is the mirror -s of (-dy, 0)
-            o = dy * Wp + dx  # the shift as a flat offset
-            y0, y1 = max(0, -dy), min(H, H - dy)  # rows where i and i + s are in the image
-            n0, n1 = y0 * Wp, y1 * Wp
-            n = n1 - n0
-            nd = n + 2 * r * Wp + 2 * r
-            # 1. squared difference of the padded image and its shift, summed over channels
-            sqd = sqd_buf[:nd]
-            np.subtract(p[0, n0 : n0 + nd], p[0, n0 + o : n0 + o + nd], out=sqd)
-            np.square(sqd, out=sqd)
-            for c in range(1, C):
-                e = chan_buf[:nd]
-                np.subtract(p[c, n0 : n0 + nd], p[c, n0 + o : n0 + o + nd], out=e)
-                np.square(e, out=e)
-                sqd += e
-            # 2. box sum over the k x k patch: k rows (Wp apart), then k columns (1 apart)
-            cols = box_sum_slices(sqd, k, Wp, n + 2 * r, out=col_buf[: n + 2 * r])
-            w = box_sum_slices(cols, k, 1, n, out=w_buf[:n])
-            # 3. distance max(mean - 2 sigma^2, 0) / h^2, then weight exp(-distance)
-            w *= to_mean
-            if sigma > 0:
-                w -= two_var
-                np.maximum(w, 0, out=w)
-            w *= minus_inv_h2
-            np.exp(w, out=w)
-            w.reshape(y1 - y0, Wp)[:, W - dx :] = 0  # partner outside the image, or padding
-            # 4. both pixels of each pair (i, i + s) take the other's value with weight w
-            den[n0:n1] += w
-            den[n0 + o : n1 + o] += w
-            t = tmp_buf[:n]
-            for c in range(C):
-                np.multiply(w, v[c, n0 + o : n1 + o], out=t)
-                num[c, n0:n1] += t
-                np.multiply(w, v[c, n0:n1], out=t)
-                num[c, n0 + o : n1 + o] += t
+    u, size = (planes - mid) / half, int(np.prod(Sp))  # u: the image in [-1, 1]
+    p = np.zeros((C, size + st[0]), np.float32)  # a tail: slices never run past the end
+    p[:, :size] = np.pad(u, [(0, 0)] + [(r, r)] * nd, mode="reflect").reshape(C, -1) * gain
+    v = np.zeros((C, N + st[0]), np.float32)  # u in the same layout
+    v[:, :N].reshape(C, S[0], *Sp[1:])[inside] = u
+    acc = np.zeros((C + 1, N + st[0]), np.float32)  # partial sums of w (v_j - v_i), then of w
+    total = np.zeros((C + 1, N))
+    total[C] = 1.0  # the shift s = 0: weight exp(0) = 1 for itself
+    bufs = np.zeros((4, N + (k - 1) * sum(st)), np.float32)
 
-    num = num[:, : H * Wp].reshape(C, H, Wp)[:, :, :W]
-    den = den[: H * Wp].reshape(H, Wp)[:, :W]
-    return num / den
+    ranges = [range(-min(pd, n - 1), min(pd, n - 1) + 1) for n in S]
+    shifts = [s for s in itertools.product(*ranges) if s > (0,) * nd]  # s or -s, not both
+    for count, s in enumerate(shifts, 1):
+        o, n = int(np.dot(s, st)), (S[0] - s[0]) * st[0]  # i < n: i and i + s in the first axis
+        w = shift_weights(p, n, o, k, st, b, bufs)
+        wv = w.reshape(-1, *Sp[1:])
+        for a in range(1, nd):  # the other axes: zero where i or i + s is outside the image
+            wv[(*[slice(None)] * a, slice(0, max(0, -s[a])))] = 0
+            wv[(*[slice(None)] * a, slice(min(S[a], S[a] - s[a]), None))] = 0
+        t = bufs[0, :n]
+        for c in range(C):  # i takes w (v_j - v_i), j = i + s takes w (v_i - v_j)
+            np.multiply(np.subtract(v[c, o : o + n], v[c, :n], out=t), w, out=t)
+            acc[c, :n] += t
+            acc[c, o : o + n] -= t
+        acc[C, :n] += w
+        acc[C, o : o + n] += w
+        if count % FLUSH == 0 or count == len(shifts):
+            total += acc[:, :N]
+            acc[:] = 0
+    total = total.reshape(C + 1, S[0], *Sp[1:])[inside]
+    return planes + half * (total[:C] / total[C])
 
 
 def denoise_nl_means(
@@ -220,24 +191,35 @@ def denoise_nl_means(
     sigma: float = 0.0,
     channel_axis: int | None = None,
 ) -> np.ndarray:
-    """Non-local means denoising of a grayscale (H, W) or colour image.
+    """Non-local means denoising of an image (H, W) or a volume (T, H, W), gray or colour.
 
-    Parameters follow ``skimage.restoration.denoise_nl_means`` (fast mode):
-    ``patch_size`` odd side of the square patch, ``patch_distance`` radius of the
-    square search window, ``h`` cut-off distance in grey levels, ``sigma`` noise
-    standard deviation (2 sigma**2 is subtracted from the mean squared patch
-    difference, then clipped at 0), ``channel_axis`` the colour axis of a 3-D image
-    (one weight per pixel pair, computed from all channels).
+    Parameters
+    ----------
+    image : array (H, W), (T, H, W), or either with a channel axis: (H, W, C), (T, H, W, C)
+        Finite floats or integers (scaled as by ``skimage.img_as_float``). Without
+        ``channel_axis`` a 3-D array is a volume: (H, W, 3) alone is H frames of 3 columns.
+    patch_size : odd int, side of the patch (a square, or a cube for a volume).
+    patch_distance : int >= 1, radius of the search window (side 2 * patch_distance + 1).
+    h : float > 0, cut-off distance in grey levels.
+    sigma : float >= 0, noise standard deviation (2 sigma**2 is taken off patch distances).
+    channel_axis : None or int, the colour axis (one weight per pair, from all channels).
 
-    Returns an array of the image's shape: float64 for float64 (and integer) input,
-    float32 for float32 input. See the module docstring for the border handling.
+    Returns
+    -------
+    ndarray of the image's shape: float32 for float32 (and float16) input, else float64.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad input; the message starts with the argument's name.
     """
-    planes, unplane = _as_planes(image, channel_axis)
-    patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
-    return unplane(nlm_shifts(planes, patch_size // 2, patch_distance, h, sigma))
+    planes, unplane, r, pd, h, sigma = _validate(
+        image, channel_axis, patch_size, patch_distance, h, sigma
+    )
+    return unplane(nlm_shifts(planes, r, pd, h, sigma).astype(planes.dtype, copy=False))
 
 
-# ----------------------------------------------------------------------------- one pixel
+# ----------------------------------------------------------------------------- one position
 
 
 def nlm_weights(
@@ -249,30 +231,39 @@ def nlm_weights(
     sigma: float = 0.0,
     channel_axis: int | None = None,
 ) -> np.ndarray:
-    """The (H, W) float64 weights w(i, j) that pixel ``query = (y, x)`` averages with.
+    """The weights w(i, j) that position ``query = i`` averages with, in float64.
 
-    They sum to 1, are 0 outside the search window, and
-    ``(weights * image).sum() == denoise_nl_means(image, ...)[y, x]`` (for colour:
-    ``(weights[..., None] * image).sum((0, 1))`` with channels last), up to rounding
-    (about 1e-15 for float64 images, 1e-6 for float32 ones, which the filter
-    computes in float32). Integer images are compared after ``img_as_float``.
+    Parameters
+    ----------
+    image, patch_size, patch_distance, h, sigma, channel_axis : as in ``denoise_nl_means``.
+    query : (y, x) for an image, (t, y, x) for a volume; integers inside the image.
+
+    Returns
+    -------
+    ndarray (H, W) or (T, H, W), float64: sums to 1, zero outside the clipped window, and
+    ``(w * image).sum()`` (colour, channels last: ``w[..., None] * image`` summed over all
+    but the last axis) is ``denoise_nl_means(image, ...)[query]`` within 1e-6 (its float32).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad input; the message starts with the argument's name.
     """
-    planes, _ = _as_planes(image, channel_axis)
-    patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
-    C, H, W = planes.shape
-    y, x = check_query(query, (H, W))
-    r, pd = patch_size // 2, patch_distance
-
-    padded = np.pad(planes.astype(np.float64), ((0, 0), (r, r), (r, r)), mode="reflect")
-    ys, xs = slice(max(0, y - pd), min(H, y + pd + 1)), slice(max(0, x - pd), min(W, x + pd + 1))
-    # All patches whose centre j lies in the clipped window: (C, ny, nx, k, k).
-    region = padded[:, ys.start : ys.stop + 2 * r, xs.start : xs.stop + 2 * r]
-    patches = np.lib.stride_tricks.sliding_window_view(region, (patch_size, patch_size), (1, 2))
-    ref = padded[:, y : y + patch_size, x : x + patch_size][:, None, None]
-    dist = np.mean((patches - ref) ** 2, axis=(0, 3, 4))
-    w = np.exp(-np.maximum(dist - 2 * sigma**2, 0) / h**2)
-    weights = np.zeros((H, W))
-    weights[ys, xs] = w / w.sum()
+    planes, _, r, pd, h, sigma = _validate(
+        image, channel_axis, patch_size, patch_distance, h, sigma
+    )
+    C, *S = planes.shape
+    q, k, nd = check_query(query, tuple(S)), 2 * r + 1, len(S)
+    window = tuple(slice(max(0, i - pd), min(n, i + pd + 1)) for i, n in zip(q, S, strict=True))
+    padded = np.pad(planes.astype(np.float64), [(0, 0)] + [(r, r)] * nd, mode="reflect")
+    region = padded[(slice(None), *(slice(a.start, a.stop + 2 * r) for a in window))]
+    # every patch whose centre j lies in the window: (C, *window shape, *patch shape)
+    patches = sliding_window_view(region, (k,) * nd, axis=tuple(range(1, nd + 1)))
+    ref = padded[(slice(None), *[None] * nd, *(slice(i, i + k) for i in q))]
+    dist = np.mean((patches - ref) ** 2, axis=(0, *range(nd + 1, 2 * nd + 1)))
+    w = np.exp(-np.maximum(dist - 2 * sigma * sigma, 0) / h / h)
+    weights = np.zeros(S)
+    weights[window] = w / w.sum()
     return weights
 
 
@@ -287,29 +278,28 @@ def nlm_loop(
     sigma: float = 0.0,
     channel_axis: int | None = None,
 ) -> np.ndarray:
-    """Non-local means written as its definition: for each pixel i, for each j in its window,
-    the distance of the two patches, a weight, a weighted mean. float64 out.
-
-    A reference for tests and the notebook; about 1e5 pixel pairs per second, so use
-    small images.
+    """Non-local means as its definition: for each position i, for each j in its window, the
+    distance of the two patches, a weight, a weighted mean. A slow float64 reference
+    (about 1e5 pairs per second) for small images; parameters, shapes and errors as in
+    ``denoise_nl_means``, but the result is always float64.
     """
-    planes, unplane = _as_planes(image, channel_axis)
-    patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
+    planes, unplane, r, pd, h, sigma = _validate(
+        image, channel_axis, patch_size, patch_distance, h, sigma
+    )
     planes = planes.astype(np.float64)
-    C, H, W = planes.shape
-    r, pd, k = patch_size // 2, patch_distance, patch_size
-    padded = np.pad(planes, ((0, 0), (r, r), (r, r)), mode="reflect")
+    C, *S = planes.shape
+    k, nd = 2 * r + 1, len(S)
+    padded = np.pad(planes, [(0, 0)] + [(r, r)] * nd, mode="reflect")
     out = np.empty_like(planes)
-    for y in range(H):
-        for x in range(W):
-            patch_i = padded[:, y : y + k, x : x + k]
-            num, den = np.zeros(C), 0.0
-            for yj in range(max(0, y - pd), min(H, y + pd + 1)):
-                for xj in range(max(0, x - pd), min(W, x + pd + 1)):
-                    patch_j = padded[:, yj : yj + k, xj : xj + k]
-                    d = max(np.mean((patch_i - patch_j) ** 2) - 2 * sigma**2, 0.0) / h**2
-                    w = np.exp(-d)
-                    num += w * planes[:, yj, xj]
-                    den += w
-            out[:, y, x] = num / den
+    for i in np.ndindex(*S):
+        patch_i = padded[(slice(None), *(slice(a, a + k) for a in i))]
+        num, den = np.zeros(C), 0.0
+        window = (range(max(0, a - pd), min(n, a + pd + 1)) for a, n in zip(i, S, strict=True))
+        for j in itertools.product(*window):
+            patch_j = padded[(slice(None), *(slice(a, a + k) for a in j))]
+            d = max(np.mean((patch_i - patch_j) ** 2) - 2 * sigma * sigma, 0.0) / h / h
+            w = np.exp(-d)
+            num += w * planes[(slice(None), *j)]
+            den += w
+        out[(slice(None), *i)] = num / den
     return unplane(out)

@@ -1,25 +1,23 @@
-"""Training loop, checkpoints and CLI for the video task of ``nlviz.video`` (notebook 04).
+"""The course's one training loop, its checkpoints and the CLI (notebooks 04-06).
 
-One function, ``train(...)``, is used by the notebook, by ``nlviz.experiments`` and by the CLI::
+    python -m nlviz.train --config quick --pairwise embedded_gaussian --seed 0 --out run.pt
 
-    python -m nlviz.train --config quick --pairwise embedded_gaussian --variant spacetime \\
-        --seed 0 --device auto --out run.pt [--overwrite]
-
-Configs (``CONFIGS``): ``quick`` (under a minute on a 2-core CPU), ``full`` (the runs of the
-ablation tables) and ``tiny`` (for the unit tests). The data are regenerated from their seeds
-(``nlviz.video.generate``), so a checkpoint only stores weights, config and metrics, all plain
-types: ``torch.load(path, weights_only=True)`` works and a GPU checkpoint loads on a CPU.
+``fit`` is the loop (AdamW, one-cycle schedule, bf16 autocast on CUDA, a tqdm bar); ``train``
+uses it on the video tasks of ``nlviz.video``, ``nlviz.denoise`` on the denoiser. A checkpoint
+holds plain types and tensors (it loads with ``weights_only=True``, a GPU one on a CPU) and a
+SHA-256 digest of all of it, checked when it is read.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import hashlib
+import io
+import json
 import math
-import os
 import sys
-import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +26,23 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from nlviz._checks import check_choice, check_int
 from nlviz.pairwise import PAIRWISE, check_pairwise
-from nlviz.utils import pick_device, seed_everything
-from nlviz.video import VARIANTS, VideoNet, generate, to_tensor
+from nlviz.utils import Output, Parser, atomic_write, check_bool, check_choice, check_int
+from nlviz.utils import check_real, pick_device, seed_everything
+from nlviz.video import TASKS, VARIANTS, VideoNet, generate, to_tensor
 
-FORMAT = "nlviz-video-checkpoint-1"
+__all__ = ["Config", "CONFIGS", "Result", "fit", "train", "evaluate", "make_data", "seal",
+           "save_checkpoint", "read_checkpoint", "load_checkpoint"]  # fmt: skip
+
+FORMAT = "nlviz-checkpoint-2"
+MAX_BYTES = 256 * 2**20  # larger files are refused before they are read
+LIMITS = {"n_train": 10**6, "n_val": 10**6, "epochs": 1000, "blocks": 4, "width": 256,
+          "frames": 64, "size": 256, "batch_size": 4096, "data_seed": 2**32 - 1}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Config:
-    """Sizes of one training run (the data are generated from ``data_seed``)."""
+    """Sizes of one training run; the data are generated from ``data_seed``."""
 
     n_train: int
     n_val: int
@@ -51,6 +55,15 @@ class Config:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     data_seed: int = 0
+    task: str = "classify"
+
+    def __post_init__(self) -> None:
+        for name, top in LIMITS.items():
+            low = 0 if name in ("blocks", "data_seed") else 2 if name == "frames" else 1
+            check_int(name, getattr(self, name), minimum=16 if name == "size" else low, maximum=top)
+        check_real("lr", self.lr, minimum=0, maximum=1, strict=True)
+        check_real("weight_decay", self.weight_decay, minimum=0, maximum=1)
+        check_choice("task", self.task, TASKS)
 
 
 CONFIGS = {
@@ -62,7 +75,7 @@ CONFIGS = {
 
 @dataclass
 class Result:
-    """What ``train`` returns: the model, its checkpoint dict and the per-epoch history."""
+    """What ``train`` returns: the model (on its device), its checkpoint and the history."""
 
     model: nn.Module
     checkpoint: dict
@@ -73,220 +86,260 @@ class Result:
         return self.checkpoint["metrics"]["val_acc"]
 
 
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA, nothing elsewhere."""
+    bf16 = device.type == "cuda"
+    return torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else None, enabled=bf16)
+
+
+def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, desc, progress=True):
+    """Train ``model`` in place with AdamW and a one-cycle schedule; return the history.
+
+    Parameters
+    ----------
+    batches : callable
+        ``batches()`` -> the list of batches of the next epoch (called once per epoch).
+    step : callable
+        ``step(model, batch, device)`` -> (loss tensor, number right or None, count).
+    validate : callable
+        ``validate(model)`` -> a dict of floats, after every epoch.
+    """
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    todo = batches()
+    total = len(todo) * epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total)
+    history: dict[str, list] = {"epoch": [], "train_loss": [], "train_acc": []}
+    bar = tqdm(total=total, desc=desc, disable=not progress, file=sys.stderr, leave=False)
+    for epoch in range(epochs):
+        todo = batches() if epoch else todo
+        model.train()
+        loss_sum, right_sum, count = 0.0, 0, 0
+        for batch in todo:
+            with autocast(device):
+                loss, right, n = step(model, batch, device)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum, count = loss_sum + loss.item() * n, count + n
+            right_sum = None if right is None else right_sum + right
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        history["epoch"].append(epoch + 1)
+        history["train_loss"].append(loss_sum / count)
+        history["train_acc"].append(math.nan if right_sum is None else right_sum / count)
+        for key, value in validate(model).items():
+            history.setdefault(key, []).append(float(value))
+    bar.close()
+    return history
+
+
 def make_data(config: Config, split: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 videos (n, T, H, W, 3) as a tensor and int64 labels for ``split``."""
+    """``n`` uint8 videos (n, T, H, W, 3) of ``split`` as a tensor, and their int64 labels."""
     batch = generate(n, split=split, seed=config.data_seed, frames=config.frames, size=config.size)
     return torch.from_numpy(batch.videos), torch.from_numpy(batch.labels)
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
+def _step(model, batch, device):
+    x, y = to_tensor(batch[0].numpy()).to(device), batch[1].to(device)
+    logits = model(x).float()
+    return F.cross_entropy(logits, y), int((logits.argmax(1) == y).sum()), len(y)
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, videos: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 64
-) -> tuple[float, float]:
+def evaluate(model: nn.Module, videos, labels, *, batch_size: int = 64) -> tuple[float, float]:
     """(mean cross-entropy, top-1 accuracy) of ``model`` in eval mode on uint8 videos."""
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    if not isinstance(videos, torch.Tensor) or not isinstance(labels, torch.Tensor):
+        raise TypeError(f"videos: expected uint8 and int64 tensors, got {type(videos).__name__}")
+    if len(videos) == 0 or len(videos) != len(labels):
+        raise ValueError(f"labels: expected one per video, got {len(labels)} for {len(videos)}")
     device = next(model.parameters()).device
     model.eval()
-    loss, correct = 0.0, 0
+    loss, right = 0.0, 0
     for i in range(0, len(labels), batch_size):
-        x = to_tensor(videos[i : i + batch_size].numpy()).to(device)
-        y = labels[i : i + batch_size].to(device)
-        with _autocast(device):
-            logits = model(x).float()
-        loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-    return loss / len(labels), correct / len(labels)
+        with autocast(device):
+            out = _step(model, (videos[i : i + batch_size], labels[i : i + batch_size]), device)
+        loss, right = loss + out[0].item() * out[2], right + out[1]
+    return loss / len(labels), right / len(labels)
 
 
-def build_model(model_config: dict) -> VideoNet:
-    """A ``VideoNet`` from the ``"model"`` dict of a checkpoint."""
-    return VideoNet(**model_config)
-
-
-def train(
-    config: str | Config = "quick",
-    *,
-    pairwise: str = "embedded_gaussian",
-    variant: str = "spacetime",
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    blocks: int | None = None,
-    out: str | os.PathLike | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    data: dict | None = None,
-) -> Result:
-    """Train a C2D (``variant="none"``) or non-local C2D on the "same colour?" task.
-
-    AdamW with a one-cycle cosine schedule, cross-entropy, bf16 autocast on CUDA; seeded by
-    ``seed`` (weights, batch order). ``blocks`` overrides the config's number of non-local
-    blocks. ``data`` may hold pre-generated {"train": (videos, labels), "val": (...)} to share
-    between runs. Writes the checkpoint to ``out`` (atomically; refuses to overwrite an
-    existing file unless ``overwrite``) and prints a final line with the validation accuracy.
-    """
+def _resolve(config, pairwise, variant, seed, blocks) -> tuple[str, Config, int]:
     name = config if isinstance(config, str) else "custom"
     if isinstance(config, str):
         config = CONFIGS[check_choice("config", config, tuple(CONFIGS))]
     if not isinstance(config, Config):
         raise TypeError(f"config: expected a name or a Config, got {type(config).__name__}")
     check_pairwise(pairwise)
-    check_choice("variant", variant, VARIANTS)
-    seed = check_int("seed", seed, minimum=0)
-    if blocks is not None:
-        config = dataclasses.replace(config, blocks=check_int("blocks", blocks, minimum=0))
-    if variant == "none":
-        config = dataclasses.replace(config, blocks=0)
-    if out is not None:
-        out = Path(out)
-        if out.exists() and not overwrite:
-            raise FileExistsError(f"out: {out} exists; pass overwrite=True (--overwrite)")
+    blocks = 0 if check_choice("variant", variant, VARIANTS) == "none" else blocks
+    blocks = check_int("blocks", config.blocks if blocks is None else blocks, minimum=0, maximum=4)
+    seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
+    return name, dataclasses.replace(config, blocks=blocks), seed
+
+
+def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", seed=0,
+          device="auto", blocks=None, out=None, overwrite=False, progress=True,
+          data=None):  # fmt: skip
+    """Train C2D (``variant="none"``) or non-local C2D on the video task of ``nlviz.video``.
+
+    Parameters
+    ----------
+    config : str or Config
+        A name of ``CONFIGS`` or a ``Config``; ``blocks`` overrides its number of blocks.
+    seed : int
+        Seeds the weights and the batch order.
+    out : path, optional
+        The checkpoint, claimed before training (an existing file is refused unless
+        ``overwrite``, and so is one another process is writing), written atomically after.
+    data : dict, optional
+        Pre-generated {"train": (videos, labels), "val": (...)}, shared between runs.
+
+    Returns
+    -------
+    Result: ``model``, ``checkpoint``, ``history`` (per epoch: loss and accuracy).
+    """
+    name, config, seed = _resolve(config, pairwise, variant, seed, blocks)
+    check_bool("progress", progress)
     dev = device if isinstance(device, torch.device) else pick_device(device)
+    claim = nullcontext() if out is None else Output(out, overwrite=overwrite, name="out")
+    with claim:
+        t0 = time.perf_counter()
+        splits = {"train": config.n_train, "val": config.n_val}
+        data = data or {split: make_data(config, split, n) for split, n in splits.items()}
+        (x, y), gen = data["train"], torch.Generator().manual_seed(seed)
+        seed_everything(seed)
+        arch = {"variant": variant, "pairwise": pairwise, "blocks": config.blocks}
+        model = VideoNet(**arch, width=config.width).to(dev)
+        arch["width"] = config.width
 
-    t0 = time.perf_counter()
-    if data is None:
-        data = {
-            "train": make_data(config, "train", config.n_train),
-            "val": make_data(config, "val", config.n_val),
-        }
-    x_train, y_train = data["train"]
-    x_val, y_val = data["val"]
+        def batches():
+            order = torch.randperm(len(y), generator=gen)
+            return [(x[i], y[i]) for i in order.split(config.batch_size)]
 
-    seed_everything(seed)
-    model_config = {
-        "variant": variant,
-        "pairwise": pairwise,
-        "blocks": config.blocks,
-        "width": config.width,
-    }
-    model = build_model(model_config).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total)
-    gen = torch.Generator().manual_seed(seed)
-    history = {"epoch": [], "train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
-    bar = tqdm(
-        total=total,
-        desc=f"{variant}/{pairwise}/seed{seed}",
-        disable=not progress,
-        file=sys.stderr,
-        leave=False,
-    )
-    for epoch in range(config.epochs):
-        model.train()
-        order = torch.randperm(len(y_train), generator=gen)
-        run_loss, run_correct = 0.0, 0
-        for i in range(0, len(order), config.batch_size):
-            idx = order[i : i + config.batch_size]
-            x = to_tensor(x_train[idx].numpy()).to(dev)
-            y = y_train[idx].to(dev)
-            with _autocast(dev):
-                logits = model(x).float()
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            run_loss += loss.item() * len(idx)
-            run_correct += (logits.argmax(1) == y).sum().item()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        val_loss, val_acc = evaluate(model, x_val, y_val)
-        history["epoch"].append(epoch + 1)
-        history["train_loss"].append(run_loss / len(y_train))
-        history["train_acc"].append(run_correct / len(y_train))
-        history["val_loss"].append(val_loss)
-        history["val_acc"].append(val_acc)
-        bar.set_postfix(loss=f"{run_loss / len(y_train):.3f}", val_acc=f"{val_acc:.3f}")
-    bar.close()
-    seconds = time.perf_counter() - t0
+        def validate(model):
+            return dict(zip(("val_loss", "val_acc"), evaluate(model, *data["val"]), strict=True))
 
-    model = model.float().cpu()
-    checkpoint = {
-        "format": FORMAT,
-        "config": dataclasses.asdict(config),
-        "config_name": name,
-        "model": model_config,
-        "seed": seed,
-        "device": dev.type,
-        "metrics": {
-            "val_acc": float(history["val_acc"][-1]),
-            "val_loss": float(history["val_loss"][-1]),
-            "train_seconds": float(seconds),
-        },
-        "history": {k: [float(v) for v in vals] for k, vals in history.items()},
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
-    }
-    if out is not None:
-        save_checkpoint(checkpoint, out, overwrite=overwrite)
-    model.to(dev)
-    print(
-        f"{variant}/{pairwise} blocks={config.blocks} seed={seed} on {dev.type}: "
-        f"val_acc={history['val_acc'][-1]:.3f} ({seconds:.0f} s)",
-        flush=True,
-    )
-    return Result(model, checkpoint, history)
+        kw = {"epochs": config.epochs, "lr": config.lr, "weight_decay": config.weight_decay}
+        desc = f"{variant}/{pairwise}/seed{seed}"
+        history = fit(
+            model, batches, _step, validate, **kw, device=dev, desc=desc, progress=progress
+        )
+        metrics = {"val_acc": history["val_acc"][-1], "val_loss": history["val_loss"][-1]}
+        metrics["train_seconds"] = time.perf_counter() - t0
+        info = {"kind": "video", "model": arch, "config": dataclasses.asdict(config)}
+        info |= {"config_name": name, "seed": seed, "device": dev.type, "metrics": metrics}
+        ckpt = make_checkpoint(model, info, history)
+        if out is not None:
+            claim.write(lambda fh: torch.save(ckpt, fh))
+    print(f"{desc} blocks={config.blocks} on {dev.type}: val_acc={metrics['val_acc']:.3f} "
+          f"({metrics['train_seconds']:.0f} s)", flush=True)  # fmt: skip
+    return Result(model, ckpt, history)
 
 
-def save_checkpoint(checkpoint: dict, path: str | os.PathLike, *, overwrite: bool = False) -> None:
-    """Write ``checkpoint`` with ``torch.save`` atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"path: {path} exists; pass overwrite=True (--overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
-    os.close(fd)
-    try:
-        torch.save(checkpoint, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0o600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _digest(ckpt: dict) -> str:
+    """SHA-256 of every entry but the digest: plain entries as JSON, then each tensor's bytes."""
+    plain = {k: v for k, v in ckpt.items() if k not in ("state_dict", "digest")}
+    h = hashlib.sha256(json.dumps(plain, sort_keys=True).encode())
+    for key, t in sorted(ckpt["state_dict"].items()):
+        h.update(f"{key}{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[VideoNet, dict]:
-    """Rebuild the model of a checkpoint on the CPU, in eval mode: returns (model, checkpoint).
+def seal(checkpoint: dict) -> dict:
+    """A copy of ``checkpoint`` with the digest of what it holds now."""
+    checkpoint = {k: v for k, v in checkpoint.items() if k != "digest"}
+    return {**checkpoint, "digest": _digest(checkpoint)}
 
-    Raises FileNotFoundError if ``path`` is missing and ValueError naming the file when it is
-    not a readable checkpoint of this format or its weights do not fit the model it describes.
+
+def make_checkpoint(model: nn.Module, info: dict, history: dict) -> dict:
+    """The sealed checkpoint of a trained model: ``info`` (kind, model, config, metrics...),
+    the history and the weights, copied to the CPU."""
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    info = {**info, "metrics": {k: float(v) for k, v in info["metrics"].items()}}
+    hist = {k: [float(v) for v in vs] for k, vs in history.items()}
+    return seal({"format": FORMAT, **info, "history": hist, "state_dict": state})
+
+
+def save_checkpoint(checkpoint: dict, path, *, overwrite: bool = False) -> Path:
+    """Write ``checkpoint`` with ``torch.save`` atomically (sealed first if it has no digest)."""
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise TypeError(f"checkpoint: expected a dict with a state_dict, got {type(checkpoint)}")
+    checkpoint = checkpoint if "digest" in checkpoint else seal(checkpoint)
+    return atomic_write(path, lambda fh: torch.save(checkpoint, fh), overwrite=overwrite)
+
+
+TYPES = {"format": str, "kind": str, "model": dict, "config": dict, "config_name": str,
+         "seed": int, "device": str, "metrics": dict, "history": dict, "state_dict": dict,
+         "digest": str}  # fmt: skip
+
+
+def _check_fields(ckpt: dict, path) -> None:
+    """Every entry of the right type, plain values in the dicts, finite weights."""
+    for key, kind in TYPES.items():
+        if key in ckpt and not isinstance(ckpt[key], kind):
+            raise ValueError(f"path: {path} has a {key!r} of type {type(ckpt[key]).__name__}")
+    for key in ("model", "state_dict", "digest"):
+        if key not in ckpt:
+            raise ValueError(f"path: {path} has no {key!r} entry")
+    plain = (str, int, float, bool, type(None))
+    for key in ("model", "config", "metrics"):
+        bad = [k for k, v in ckpt.get(key, {}).items() if not isinstance(v, plain)]
+        if bad:
+            raise ValueError(f"path: {path} has values of the wrong type in {key!r}: {bad[:3]}")
+    for key, t in ckpt["state_dict"].items():
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"path: {path} state_dict[{key!r}] is not a tensor")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"path: {path} state_dict[{key!r}] holds NaN or inf")
+
+
+def read_checkpoint(path, build) -> tuple[nn.Module, dict]:
+    """Read and verify a checkpoint; ``build(model_config)`` makes its model (CPU, eval mode).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Naming the file: not a readable checkpoint of this format, an entry of the wrong type,
+        non-finite weights, an invalid model, or weights and config that do not match (each
+        other, or the digest stored at training: edited or corrupt).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: no checkpoint at {path}")
+    if path.stat().st_size > MAX_BYTES:
+        raise ValueError(f"path: {path} is larger than {MAX_BYTES} bytes: not a checkpoint")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
+        ckpt = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - whatever fails to unpickle is "not readable"
         raise ValueError(f"path: {path} is not a readable checkpoint ({err!r:.200})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"path: {path} is not an nlviz video checkpoint (format {got!r})")
-    for key in ("model", "state_dict", "config", "metrics"):
-        if key not in ckpt:
-            raise ValueError(f"path: {path} has no {key!r} entry")
+        raise ValueError(f"path: {path} is not an nlviz checkpoint ({FORMAT}), got {got!r}")
+    _check_fields(ckpt, path)
     try:
-        model = build_model(ckpt["model"])
+        model = build(ckpt["model"])
     except (TypeError, ValueError) as err:
         raise ValueError(f"path: {path} describes an invalid model: {err}") from err
+    if _digest(ckpt) != ckpt["digest"]:
+        raise ValueError(f"path: {path}: weights and config do not match its digest (edited?)")
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
         msg = str(err).replace("\n", " ")[:300]
         raise ValueError(f"path: {path} weights do not match its model config: {msg}") from err
-    model.eval()
-    return model, ckpt
+    return model.eval(), ckpt
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m nlviz.train",
-        description="Train C2D or non-local C2D on the synthetic 'same colour?' video task.",
-    )
+def load_checkpoint(path) -> tuple[VideoNet, dict]:
+    """The ``VideoNet`` of a checkpoint of ``train`` (CPU, eval mode), and the checkpoint."""
+    return read_checkpoint(path, lambda arch: VideoNet(**arch))
+
+
+def main(argv=None) -> int:
+    parser = Parser(prog="python -m nlviz.train", description="Train C2D or non-local C2D.")
     parser.add_argument("--config", choices=tuple(CONFIGS), default="quick")
     parser.add_argument("--pairwise", choices=PAIRWISE, default="embedded_gaussian")
     parser.add_argument("--variant", choices=VARIANTS, default="spacetime")
@@ -297,19 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    args = parser.parse_args(argv)
-    if Path(args.out).exists() and not args.overwrite:
-        parser.error(f"--out {args.out} exists; pass --overwrite to replace it")
-    result = train(
-        args.config,
-        pairwise=args.pairwise,
-        variant=args.variant,
-        seed=args.seed,
-        device=args.device,
-        blocks=args.blocks,
-        out=args.out,
-        overwrite=args.overwrite,
-    )
+    args = vars(parser.parse_args(argv))
+    try:
+        result = train(args.pop("config"), **args)
+    except (ValueError, TypeError, FileExistsError, RuntimeError) as err:
+        parser.fail(err)
     print(f"validation accuracy: {result.val_acc:.4f}")
     return 0
 

@@ -1,24 +1,123 @@
-"""Small shared helpers: device choice and seeding."""
+"""Shared helpers: argument checks, device and seed, the one atomic write, the CLI parser.
+
+Every check raises TypeError or ValueError with a message that starts with the argument's
+name and says what was expected and what came.
+"""
 
 from __future__ import annotations
 
+import argparse
+import numbers
+import os
 import random
+import tempfile
+from pathlib import Path
 
 import numpy as np
+import torch
+
+__all__ = ["check_int", "check_real", "check_bool", "check_choice", "check_finite", "check_query",
+           "as_array", "pick_device", "seed_everything", "Output", "atomic_write",
+           "Parser"]  # fmt: skip
+
+
+def check_int(name: str, value, *, minimum=None, maximum=None, odd: bool = False) -> int:
+    """``value`` as an int in [minimum, maximum] (and odd)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    value, kind = int(value), "an odd integer" if odd else "an integer"
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected {kind} >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: expected {kind} <= {maximum}, got {value}")
+    if odd and value % 2 == 0:
+        raise ValueError(f"{name}: expected an odd integer, got {value}")
+    return value
+
+
+def check_real(name: str, value, *, minimum=None, maximum=None, strict: bool = False) -> float:
+    """``value`` as a finite float >= minimum (> if ``strict``) and <= maximum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    value, low = float(value), ">" if strict else ">="
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name}: expected a number {low} {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: expected a number <= {maximum}, got {value}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_choice(name: str, value, choices):
+    if not isinstance(value, str | int) or isinstance(value, bool) or value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def check_finite(name: str, array) -> None:
+    """ValueError if a NumPy array or a torch tensor holds NaN or inf."""
+    is_tensor = isinstance(array, torch.Tensor)
+    if not bool(torch.isfinite(array).all() if is_tensor else np.isfinite(array).all()):
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+
+
+def check_query(query, shape, name: str = "query") -> tuple[int, ...]:
+    """``query`` as ints, one per axis of the grid ``shape``: (l,), (y, x) or (t, y, x)."""
+    axes = {1: ("l",), 2: ("y", "x"), 3: ("t", "y", "x")}.get(len(shape), ("i",) * len(shape))
+    want = f"({', '.join(axes)}{',' * (len(axes) == 1)})"
+    if hasattr(query, "tolist") and not isinstance(query, np.generic):
+        query = query.tolist()  # a NumPy array or a torch tensor
+    ints = isinstance(query, tuple | list) and all(
+        isinstance(q, numbers.Integral) and not isinstance(q, bool) for q in query
+    )
+    if not ints:
+        raise TypeError(f"{name}: expected a tuple of integers {want}, got {query!r}")
+    if len(query) != len(shape):
+        raise ValueError(f"{name}: expected {len(shape)} coordinates {want}, got {query!r}")
+    query = tuple(int(q) for q in query)
+    if not all(0 <= q < s for q, s in zip(query, shape, strict=True)):
+        bounds = ", ".join(f"0 <= {a} < {s}" for a, s in zip(axes, shape, strict=True))
+        raise ValueError(
+            f"{name}: expected {want} in the grid, {bounds}, got {query} (out of range)"
+        )
+    return query
+
+
+def as_array(name: str, value, ndims=(2,), *, channels=()) -> np.ndarray:
+    """A finite, non-empty real NumPy array (a tensor is copied) with ndim in ``ndims``, or
+    one more dimension if the last has a size in ``channels`` (colour, e.g. (3, 4))."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if not isinstance(value, np.ndarray | list | tuple):
+        raise TypeError(f"{name}: expected a NumPy array, got {type(value).__name__}")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    colour = arr.ndim - 1 in ndims and arr.ndim > 0 and arr.shape[-1] in channels
+    if arr.ndim not in ndims and not colour:
+        raise ValueError(f"{name}: expected {' or '.join(map(str, ndims))} dims, got {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
+    check_finite(name, arr)
+    return arr
 
 
 def pick_device(preference: str = "auto"):
-    """Return a ``torch.device``: cuda > mps > cpu for ``"auto"``, else the one named.
+    """A ``torch.device``: for "auto" ``$NLVIZ_DEVICE`` if set, else cuda > mps > cpu.
 
-    Raises ValueError for an unknown name and RuntimeError when the named device is absent.
+    Raises ValueError for an unknown name, RuntimeError for a device that is not here.
     """
-    import torch
-
-    valid = ("auto", "cpu", "cuda", "mps")
-    if preference not in valid:
-        raise ValueError(f"device: expected one of {valid}, got {preference!r}")
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if preference == "auto":
+        preference = os.environ.get("NLVIZ_DEVICE", "auto")
+    check_choice("device", preference, ("auto", "cpu", "cuda", "mps"))
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if preference == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if (preference == "cuda" and not cuda) or (preference == "mps" and not mps):
@@ -27,9 +126,99 @@ def pick_device(preference: str = "auto"):
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) for a deterministic run."""
-    import torch
-
+    """Seed Python, NumPy's global state (for third-party code) and torch."""
+    seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
     random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - legacy global state, seeded for third-party code
+    np.random.seed(seed)  # noqa: NPY002
     torch.manual_seed(seed)
+
+
+def _dead(pid: str) -> bool:
+    """True for the pid of a process that no longer exists."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+class Output:
+    """A file this process will write: claimed at once, written atomically, released after.
+
+    The one overwrite rule: a ``path`` that exists is refused (FileExistsError) unless
+    ``overwrite``, and so is one another live process has claimed; a folder that cannot be
+    made or written is a ValueError, all before any work. Claims and temporary files left by
+    dead processes are removed. Use as a context manager; ``write(save)`` calls
+    ``save(binary_file)`` on a temporary file and moves it onto the path.
+    """
+
+    def __init__(self, path, *, overwrite: bool = False, name: str = "path") -> None:
+        if not isinstance(path, str | os.PathLike) or str(path) == "":
+            raise TypeError(f"{name}: expected a file path (str or Path), got {path!r}")
+        path, self.prefix = Path(path), f".{Path(path).name}."
+        if path.is_dir():
+            raise ValueError(f"{name}: expected a file path, got the folder {path}")
+        if path.exists() and not check_bool("overwrite", overwrite):
+            raise FileExistsError(f"{name}: {path} exists; pass overwrite=True (--overwrite)")
+        check_bool("overwrite", overwrite)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"{name}: cannot create the folder of {path} ({err})") from err
+        if not os.access(path.parent, os.W_OK):
+            raise ValueError(f"{name}: the folder {path.parent} is not writable")
+        for stale in path.parent.glob(self.prefix + "*"):  # .NAME.lock, .NAME.PID.xxx.tmp
+            pid = (
+                stale.read_text().strip() if stale.suffix == ".lock" else stale.name.split(".")[-3]
+            )
+            if _dead(pid):
+                stale.unlink(missing_ok=True)
+        self.path, self.lock = path, path.parent / (self.prefix + "lock")
+        try:
+            with open(self.lock, "x") as fh:
+                fh.write(str(os.getpid()))
+        except FileExistsError:
+            raise FileExistsError(f"{name}: {path} is being written by another process") from None
+
+    def write(self, save) -> Path:
+        prefix = f"{self.prefix}{os.getpid()}."
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=prefix, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                save(fh)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0o600
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.path
+
+    def close(self) -> None:
+        self.lock.unlink(missing_ok=True)
+
+    def __enter__(self) -> Output:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def atomic_write(path, save, *, overwrite: bool = False, name: str = "path") -> Path:
+    """Claim ``path``, write it with ``save(binary_file)`` atomically, release it."""
+    with Output(path, overwrite=overwrite, name=name) as out:
+        return out.write(save)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (``prog: error: ...``, exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def fail(self, err: Exception):
+        """Exit with an error of the API, naming the flag (``out: ...`` -> ``--out: ...``)."""
+        msg = str(err).replace("overwrite=True (--overwrite)", "--overwrite")
+        flag = any(a.dest == msg.split(":", 1)[0] for a in self._actions)
+        self.error(f"--{msg}" if flag else msg)

@@ -56,10 +56,7 @@ def reference(block: NonLocalBlock, x: torch.Tensor) -> tuple[torch.Tensor, torc
     if block.pairwise == "concatenation":
         n = theta.shape[-1]
         pairs = torch.cat(  # (B, 2C', N, N'): the tensor public code builds
-            [
-                theta[:, :, :, None].expand(-1, -1, n, m),
-                phi[:, :, None, :].expand(-1, -1, n, m),
-            ],
+            [theta[:, :, :, None].expand(-1, -1, n, m), phi[:, :, None, :].expand(-1, -1, n, m)],
             dim=1,
         )
         f = torch.relu(torch.einsum("k,bknm->bnm", block.w_f.weight[0], pairs))

@@ -14,11 +14,13 @@ import torch  # noqa: E402
 from matplotlib.backend_bases import MouseEvent  # noqa: E402
 
 from nlviz import AffinityExplorer, NonLocalBlock  # noqa: E402
-from nlviz.explorer import ERROR_CLASS, STATUS_CLASS, CompareExplorer  # noqa: E402
-from nlviz.figure3 import FrameGeometry, top_k  # noqa: E402
+from nlviz.attention import Geometry  # noqa: E402
+from nlviz.explorer import ERROR_CLASS, STATUS_CLASS  # noqa: E402
+from nlviz.figure3 import top_k  # noqa: E402
 from nlviz.nlm import nlm_weights  # noqa: E402
 from nlviz.pairwise import PAIRWISE  # noqa: E402
-from nlviz.plot import affinity_strip, compare_sources, figure3, save_figure  # noqa: E402
+from nlviz.figure3 import affinity_strip, compare_sources, figure3  # noqa: E402
+from nlviz.plot import save_figure  # noqa: E402
 
 T, C, GRID_H, GRID_W, STRIDE = 3, 8, 7, 5, 4  # odd grid: the pooled last row/column is cut
 
@@ -41,17 +43,17 @@ def make_inputs(t: int = T) -> tuple[torch.Tensor, np.ndarray]:
     return features, frames
 
 
-def click(explorer, t: int, py: float, px: float, button: int = 1) -> None:
-    """Press at display pixel (py, px) of frame t, as a user would."""
+def click(explorer, t: int, py: float, px: float, button: int = 1, row: int = 0) -> None:
+    """Press at display pixel (py, px) of frame t (of row ``row``), as a user would."""
     fig = explorer.fig
     fig.draw_without_rendering()  # applies the axes' aspect, as a draw on screen would
-    x, y = explorer.frame_axes[t].transData.transform((px, py))
+    x, y = explorer.strips[row].axes[t].transData.transform((px, py))
     event = MouseEvent("button_press_event", fig.canvas, x, y, button=button)
     fig.canvas.callbacks.process("button_press_event", event)
 
 
 def heat_data(explorer) -> list[np.ndarray]:
-    return [np.array(im.get_array()) for im in explorer.heatmaps]
+    return [np.ma.getdata(im.get_array()).copy() for im in explorer.heatmaps]
 
 
 # --------------------------------------------------------------------------- clicks
@@ -74,49 +76,54 @@ def test_clicks_on_every_frame_give_the_cell_and_block_attention(pairwise):
                 reference = block.attention(features, expected)[0].numpy()
             assert explorer.weights.shape == reference.shape == (T, 4, 3)
             np.testing.assert_allclose(explorer.weights, reference, rtol=1e-4, atol=1e-6)
-            assert pairwise in explorer._title.get_text()
+            assert pairwise in explorer.fig.get_suptitle()
             assert f"({expected[0]}, {expected[1]}, {expected[2]})" in explorer.status.value
 
 
 def test_select_draws_what_it_returns():
     block = make_block()
     features, frames = make_inputs()
-    explorer = AffinityExplorer.from_block(block, features, frames, k=7)
+    explorer = AffinityExplorer.from_block(block, features, frames, k=7, scale="linear")
     weights = explorer.select(2, 6, 4)
     assert weights is explorer.weights
     for t, data in enumerate(heat_data(explorer)):
         np.testing.assert_array_equal(data, weights[t])
     # shared scale: one colour range for all frames, the colorbar's
-    lo, hi = weights.min(), weights.max()
+    top = weights.max()
     for im in explorer.heatmaps:
-        assert im.get_clim() == pytest.approx((lo, hi))
-    assert explorer.colorbar.mappable.get_clim() == pytest.approx((lo, hi))
-    # the query marker sits at the centre of cell (6, 4) of frame 2 only
-    assert explorer._strip.markers[2].get_xydata().tolist() == [
-        [4 * STRIDE + 1.5, 6 * STRIDE + 1.5]
-    ]
-    assert all(len(m.get_xdata()) == 0 for i, m in enumerate(explorer._strip.markers) if i != 2)
-    # 7 arrows from the query to the 7 largest weights, wherever (in whichever frame) they are
+        assert im.get_clim() == pytest.approx((0, top))
+    assert explorer.colorbar.mappable.get_clim() == pytest.approx((0, top))
+    # the query sits at the centre of cell (6, 4): a filled star in frame 2, hollow elsewhere
+    centre = [4 * STRIDE + 1.5, 6 * STRIDE + 1.5]
+    for t, star in enumerate(explorer.strips[0].stars):
+        assert star.get_xydata().tolist() == [centre]
+        assert (star.get_markerfacecolor() == "none") == (t != 2)
+    # 7 arrows to the 7 largest weights, each inside the frame it ends in, from the query's place
     assert len(explorer.arrows) == 7
     tt, yk, xk, _ = top_k(weights, 7)
     order = np.argsort(-weights.reshape(-1), kind="stable")[:7]
     assert sorted(np.ravel_multi_index((tt, yk, xk), weights.shape)) == sorted(order)
     for arrow, t in zip(explorer.arrows, tt, strict=True):
-        assert arrow.axesB is explorer.frame_axes[t]
-        assert arrow.axesA is explorer.frame_axes[2]
+        assert arrow.axes is explorer.frame_axes[t]
+        assert tuple(arrow.xyann) == tuple(centre)
 
 
 def test_per_frame_scale_and_k():
     block = make_block()
     features, frames = make_inputs()
-    explorer = AffinityExplorer.from_block(block, features, frames, shared_scale=False)
+    explorer = AffinityExplorer.from_block(
+        block, features, frames, shared_scale=False, scale="linear"
+    )
     w = explorer.select(1, 2, 2)
     for t, im in enumerate(explorer.heatmaps):
-        assert im.get_clim() == pytest.approx((w[t].min(), w[t].max()))
-    assert explorer.colorbar.mappable.get_clim() == pytest.approx((w[1].min(), w[1].max()))
+        assert im.get_clim() == pytest.approx((0, w[t].max()))
+    assert explorer.colorbar.mappable.get_clim() == pytest.approx((0, w[1].max()))
     assert "t=1" in explorer.colorbar.ax.get_ylabel()
     explorer.shared_scale = True
-    assert explorer.heatmaps[0].get_clim() == pytest.approx((w.min(), w.max()))
+    assert explorer.heatmaps[0].get_clim() == pytest.approx((0, w.max()))
+    explorer.scale = "log"  # the default for non-negative weights: a floor below the maximum
+    assert explorer.heatmaps[0].get_clim() == pytest.approx((1e-3 * w.max(), w.max()))
+    assert "log" in explorer.colorbar.ax.get_ylabel()
     explorer.k = 0
     assert explorer.arrows == []
     explorer.k = 5
@@ -125,27 +132,27 @@ def test_per_frame_scale_and_k():
 
 def test_key_cells_cover_two_feature_cells():
     """Pooled cell (y', x') covers feature cells 2y'..2y'+1: its arrow lands there."""
-    geo = FrameGeometry.create((T, GRID_H * STRIDE, GRID_W * STRIDE), (GRID_H, GRID_W), (2, 2))
-    assert geo.key_shape == (T, 4, 3)
-    assert geo.key_extent == (-0.5, -0.5 + 3 * 8, -0.5 + 4 * 8, -0.5)
+    geo = Geometry.create((T, GRID_H * STRIDE, GRID_W * STRIDE), (GRID_H, GRID_W), (2, 2))
+    assert geo.j_shape == (T, 4, 3)
+    assert geo.j_extent == (-0.5, -0.5 + 3 * 8, -0.5 + 4 * 8, -0.5)
     for yk in range(4):
         for xk in range(3):
-            py, px = geo.pixel_of_key(yk, xk)
+            py, px = geo.pixel_of_j(yk, xk)
             y, x = geo.cell_of_pixel(float(py), float(px))
             assert (y // 2, x // 2) == (yk, xk)
     # the last row of an odd grid is a pool of one feature row: its centre is that row's
-    py, _ = geo.pixel_of_key(3, 0)
+    py, _ = geo.pixel_of_j(3, 0)
     assert float(py) == pytest.approx(geo.pixel_of_cell(6, 0)[0])
 
     def one_hot(t, y, x):
-        w = np.zeros(geo.key_shape)
+        w = np.zeros(geo.j_shape)
         w[0, 3, 2] = 1.0
         return w
 
     explorer = AffinityExplorer(
         np.zeros(geo.frames_shape), one_hot, grid_shape=(GRID_H, GRID_W), pool=(2, 2), k=1
     )
-    (target,) = explorer._strip.targets[0].get_xydata()
+    (target,) = explorer.strips[0].circles[0].get_offsets()
     assert explorer.geometry.cell_of_pixel(target[1], target[0]) == (6, 4)
 
 
@@ -193,7 +200,7 @@ def test_sliders_drive_the_same_path():
     features, frames = make_inputs()
     explorer = AffinityExplorer.from_block(block, features, frames)
     widget = explorer.widget
-    controls = explorer._controls
+    controls = explorer.controls
     assert STATUS_CLASS in explorer.status._dom_classes
     assert explorer.status in widget.children
     controls.t.value, controls.y.value, controls.x.value = 2, 6, 0
@@ -203,8 +210,8 @@ def test_sliders_drive_the_same_path():
     np.testing.assert_allclose(explorer.weights, reference, rtol=1e-4, atol=1e-6)
     controls.k.value = 3
     assert explorer.k == 3 and len(explorer.arrows) == 3
-    controls.scale.value = "per frame"
-    assert explorer.shared_scale is False
+    controls.scale.value = "linear"
+    assert explorer.scale == "linear"
     # a click moves the sliders with it
     click(explorer, 1, 9, 17)
     assert (controls.t.value, controls.y.value, controls.x.value) == (1, 2, 4)
@@ -222,7 +229,7 @@ def test_a_failing_query_keeps_the_last_good_state():
 
     explorer = AffinityExplorer(frames, fussy, query=(1, 3, 3))
     assert explorer.widget is not None  # builds the sliders
-    controls = explorer._controls
+    controls = explorer.controls
     drawn = heat_data(explorer)
     click(explorer, 0, 0, 0)  # the source returns NaN there: no exception, a message
     assert explorer.query == (1, 3, 3)
@@ -306,7 +313,9 @@ def test_query_outside_the_grid_raises_and_keeps_the_drawing():
 def test_from_nlm_matches_nlm_weights_on_the_query_frame():
     rng = np.random.default_rng(3)
     video = rng.random((2, 20, 20))
-    explorer = AffinityExplorer.from_nlm(video, patch_size=3, patch_distance=4, h=0.3)
+    explorer = AffinityExplorer.from_nlm(
+        video, patch_size=3, patch_distance=4, h=0.3, per_frame=True
+    )
     click(explorer, 1, 7, 12)
     assert explorer.query == (1, 7, 12)
     expected = nlm_weights(video[1], query=(7, 12), patch_size=3, patch_distance=4, h=0.3)
@@ -323,13 +332,13 @@ def test_compare_sends_one_pixel_to_both_grids():
     block = make_block()
     features, frames = make_inputs()
     learned = AffinityExplorer.from_block(block, features, frames)
-    nlm = AffinityExplorer.from_nlm(frames, patch_size=3, patch_distance=3, h=0.5)
+    nlm = AffinityExplorer.from_nlm(frames, patch_size=3, patch_distance=3, h=0.5, per_frame=True)
     both = AffinityExplorer.compare(learned, nlm)
-    assert isinstance(both, CompareExplorer)
-    w_block, w_nlm = both.select(1, 3, 2)  # cell (3, 2) of the feature grid, stride 4
-    assert learned.query == (1, 3, 2)
+    assert isinstance(both, AffinityExplorer) and len(both.strips) == 2
+    w_block = both.select(1, 3, 2)  # cell (3, 2) of the feature grid, stride 4
+    w_nlm = both.all_weights[1]
     # its centre, pixel (13.5, 9.5), is the corner of 4 pixels: the lower-right one is taken
-    assert nlm.query == (1, 14, 10)
+    assert both.queries == [(1, 3, 2), (1, 14, 10)]
     with torch.no_grad():
         np.testing.assert_allclose(
             w_block, block.attention(features, (1, 3, 2))[0].numpy(), rtol=1e-4, atol=1e-6
@@ -337,11 +346,11 @@ def test_compare_sends_one_pixel_to_both_grids():
     np.testing.assert_allclose(
         w_nlm[1], nlm_weights(frames[1], query=(14, 10), patch_size=3, patch_distance=3, h=0.5)
     )
-    click(nlm, 2, 26, 3)  # a click on the NLM canvas moves the learned one too
-    assert nlm.query == (2, 26, 3) and learned.query == (2, 6, 0)
+    click(both, 2, 26, 3, row=1)  # a click on the NLM row moves the learned one too
+    assert both.queries == [(2, 6, 0), (2, 26, 3)]
     assert STATUS_CLASS in both.status._dom_classes and "(2, 6, 0)" in both.status.value
     with pytest.raises(ValueError, match="second"):
-        AffinityExplorer.compare(learned, AffinityExplorer.from_nlm(frames[:2]))
+        AffinityExplorer.compare(learned, AffinityExplorer.from_nlm(frames[:2], per_frame=True))
 
 
 def _saved_model(path, **model_config):
@@ -376,13 +385,13 @@ def test_from_checkpoint_explores_the_trained_block(tmp_path):
         model(to_tensor(video[None]))
         handle.remove()
     h, w = captured["x"].shape[-2:]
-    assert explorer.geometry.grid_shape == (h, w)
-    assert explorer.geometry.stride == (32 / h, 32 / w)  # the backbone's stride at the block
+    assert explorer.sources[0].geometry.grid_shape == (h, w)
+    assert explorer.sources[0].geometry.stride == (32 / h, 32 / w)  # the backbone's stride
     query = (3, h - 1, w // 2)
     with torch.no_grad():
         reference = block.attention(captured["x"], query)[0].numpy()
     np.testing.assert_allclose(explorer.select(*query), reference, rtol=1e-4, atol=1e-6)
-    assert "dot_product" in explorer.source
+    assert "dot_product" in explorer.sources[0].name
     with pytest.raises(ValueError, match="video"):
         AffinityExplorer.from_checkpoint(path, video.astype(np.float32))
     with pytest.raises(FileNotFoundError):
@@ -427,13 +436,14 @@ def test_compare_sources_draws_one_row_per_source():
     features, frames = make_inputs()
     learned = AffinityExplorer.from_block(make_block(), features, frames, k=3)
     dot = AffinityExplorer.from_block(make_block("dot_product"), features, frames, k=3)
-    nlm = AffinityExplorer.from_nlm(frames, patch_size=3, patch_distance=3, h=0.5)
+    nlm = AffinityExplorer.from_nlm(frames, patch_size=3, patch_distance=3, h=0.5, per_frame=True)
     fig, rows = compare_sources([learned, dot, nlm], (1, 3, 2), k=3)
-    assert len(rows) == 3 and len(fig.artists) == 9  # 3 arrows per row
-    nlm_row = [np.array(ax.images[1].get_array()) for ax in rows[2]]
+    assert len(rows) == 3  # 3 arrows per row, each inside the frame it ends in
+    assert [sum(len(ax.texts) for ax in row) for row in rows] == [3, 3, 3]
+    nlm_row = [np.ma.getdata(ax.images[1].get_array()) for ax in rows[2]]
     np.testing.assert_allclose(nlm_row[1], nlm.affinity(1, 14, 10)[1])
     with pytest.raises(ValueError, match="explorers"):
-        compare_sources([learned, AffinityExplorer.from_nlm(frames[:2])], (0, 0, 0))
+        compare_sources([learned, AffinityExplorer.from_nlm(frames[:2], per_frame=True)], (0, 0, 0))
 
 
 def test_from_checkpoint_numbers_blocks_in_network_order(tmp_path):
@@ -445,9 +455,9 @@ def test_from_checkpoint_numbers_blocks_in_network_order(tmp_path):
     # blocks 0, 1 after res3.0, res3.1 (8x8 grid, stride 4); block 2 after res4.0 (4x4, stride 8)
     for block, grid, place in [(0, 8, "res3.0"), (1, 8, "res3.1"), (2, 4, "res4.0")]:
         explorer = AffinityExplorer.from_checkpoint(path, video, block=block)
-        assert explorer.geometry.grid_shape == (grid, grid)
-        assert explorer.geometry.key_shape == (4, grid // 2, grid // 2)
-        assert f"block {block} after {place}" in explorer.source
+        assert explorer.sources[0].geometry.grid_shape == (grid, grid)
+        assert explorer.sources[0].geometry.j_shape == (4, grid // 2, grid // 2)
+        assert f"block {block} after {place}" in explorer.sources[0].name
         explorer.close()
     with pytest.raises(ValueError, match="block"):
         AffinityExplorer.from_checkpoint(path, video, block=3)

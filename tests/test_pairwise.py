@@ -17,13 +17,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from nlviz import pairwise as pw
 
 # (B, N, M, Ck, Cv): square and not, one query, one key, Ck < Cv and Ck > Cv
-SHAPES = [
-    (1, 5, 5, 3, 3),
-    (2, 7, 13, 4, 6),
-    (3, 16, 9, 8, 2),
-    (1, 1, 20, 5, 7),
-    (2, 11, 1, 3, 4),
-]
+SHAPES = [(1, 5, 5, 3, 3), (2, 7, 13, 4, 6), (3, 16, 9, 8, 2), (1, 1, 20, 5, 7), (2, 11, 1, 3, 4)]
 FORMS = [
     ("gaussian", {}),
     ("embedded_gaussian", {}),

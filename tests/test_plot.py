@@ -30,7 +30,7 @@ def test_show_weights_draws_image_weights_query_and_colorbar():
     image = _image()
     q = (10, 12)
     w = nlm_weights(image, q, 3, 4, 0.2)
-    fig, ax = show_weights(image, w, q, patch_size=3, patch_distance=4)
+    fig, ax = show_weights(image, w, q, patch_size=3, patch_distance=4, log=False)
     assert ax.figure is fig
     assert len(ax.images) == 2  # the image and the weights over it
     (marker,) = [ln for ln in ax.lines if ln.get_label() == "query pixel i"]
@@ -44,10 +44,13 @@ def test_show_weights_draws_image_weights_query_and_colorbar():
     assert ax.get_xlabel() == "x (pixel)" and ax.get_ylabel() == "y (pixel)"
     assert "(10, 12)" in ax.get_title()
     # opacity is 0 where the weight is 0 (outside the window), so the image shows there
-    rgba = ax.images[1].get_array()
+    im = ax.images[1]
+    rgba = im.to_rgba(im.norm(im.get_array()))
     assert rgba.shape == (*image.shape, 4)
     assert np.all(rgba[..., 3][w == 0] == 0)
     assert np.all(rgba[..., 3][w > 0] > 0)
+    # the query is marked by an open square around it, so the pixel itself stays visible
+    assert marker.get_marker() == "s" and marker.get_markerfacecolor() == "none"
 
 
 def test_show_weights_log_scale_and_existing_axes():
@@ -69,8 +72,8 @@ def test_show_weights_scale_excludes_the_query_by_default():
     w = nlm_weights(image, q, 3, 4, 0.05)
     others = w.copy()
     others[q] = 0
-    for exclude, top in ((True, others.max()), (False, w.max())):
-        fig, ax = show_weights(image, w, q, exclude_query=exclude)
+    for vmax, top in ((None, others.max()), (w.max(), w.max())):
+        fig, ax = show_weights(image, w, q, vmax=vmax)
         (cax,) = _colorbar_axes(fig, ax)
         assert cax.get_ylim()[1] == pytest.approx(top)
 

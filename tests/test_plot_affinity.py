@@ -49,14 +49,16 @@ def test_figure_axes_and_titles():
 
 def test_shared_scale_gives_one_colour_range():
     m = maps(3)
-    fig, axes = affinity_maps(m, ["a", "b", "c"], shared_scale=True)
+    fig, axes = affinity_maps(m, ["a", "b", "c"], shared_scale=True, scale="linear")
     clims = {images_of(ax)[0].get_clim() for ax in axes}
     assert clims == {(0.0, m.max())}
+    _, axes = affinity_maps(m, ["a", "b", "c"])  # log by default, the floor below the maximum
+    assert {images_of(ax)[0].get_clim() for ax in axes} == {(1e-3 * m.max(), m.max())}
 
 
 def test_separate_scales_one_colorbar_each():
     m = maps(3)
-    fig, axes = affinity_maps(list(m), ["a", "b", "c"], shared_scale=False)
+    fig, axes = affinity_maps(list(m), ["a", "b", "c"], shared_scale=False, scale="linear")
     assert [images_of(ax)[0].get_clim() for ax in axes] == [(0.0, mk.max()) for mk in m]
     assert len(fig.axes) == 6  # a colorbar per panel
 
@@ -90,20 +92,20 @@ def test_signed_maps_use_a_diverging_scale_centred_on_zero():
 def test_mixed_signs_with_separate_scales():
     m = np.stack([maps(1)[0], maps(1, signed=True)[0]])
     _, axes = affinity_maps(m, ["positive", "signed"], shared_scale=False)
-    assert images_of(axes[0])[0].get_cmap().name == "viridis"
-    assert images_of(axes[0])[0].get_clim()[0] == 0.0
+    assert images_of(axes[0])[0].get_cmap().name == "magma"
+    assert images_of(axes[0])[0].get_clim()[0] == pytest.approx(1e-3 * m[0].max())  # log
     assert images_of(axes[1])[0].get_cmap().name == "RdBu_r"
     lo, hi = images_of(axes[1])[0].get_clim()
     assert lo == -hi
 
 
-def test_signed_never_and_always():
+def test_linear_and_signed_on_request():
     m = maps(1, signed=True)
-    _, (ax,) = affinity_maps(m, ["s"], signed="never")
-    assert images_of(ax)[0].get_clim() == (m.min(), m.max())
-    assert images_of(ax)[0].get_cmap().name == "viridis"
+    _, (ax,) = affinity_maps(m, ["s"], scale="linear")
+    assert images_of(ax)[0].get_clim() == (0.0, np.abs(m).max())
+    assert images_of(ax)[0].get_cmap().name == "magma"
     p = maps(1)
-    _, (ax,) = affinity_maps(p, ["p"], signed="always")
+    _, (ax,) = affinity_maps(p, ["p"], scale="signed")
     assert images_of(ax)[0].get_clim() == (-p.max(), p.max())
 
 
@@ -127,16 +129,16 @@ def test_draws_into_given_axes():
         ({"maps": []}, ValueError, "maps: expected at least one"),
         ({"maps": "abc"}, TypeError, "maps: expected .* got str"),
         ({"maps": [np.zeros((H, W)), np.zeros((H, W + 1))]}, ValueError, r"maps\[1\].*shape"),
-        ({"maps": [np.zeros((H, W, 2))]}, ValueError, r"maps\[0\]: expected a 2-D"),
+        ({"maps": [np.zeros((H, W, 2))]}, ValueError, r"maps\[0\]: expected 2 dims"),
         ({"maps": [np.full((H, W), np.nan)]}, ValueError, "maps.*finite"),
         ({"titles": ["only one"]}, ValueError, "titles: expected 2"),
         ({"titles": "ab"}, TypeError, "titles"),
         ({"query": (H, 0)}, ValueError, "query.*0 <= y < 6"),
-        ({"query": (1.5, 2)}, TypeError, "query: expected a pair of integers"),
+        ({"query": (1.5, 2)}, TypeError, "query: expected a tuple of integers"),
         ({"query": 3}, TypeError, "query"),
         ({"image": np.zeros((H + 1, W))}, ValueError, "image: expected height and width"),
         ({"image": np.zeros((H, W, 5))}, ValueError, "image"),
-        ({"signed": "maybe"}, ValueError, "signed: expected one of"),
+        ({"scale": "maybe"}, ValueError, "scale: expected one of"),
         ({"shared_scale": "yes"}, TypeError, "shared_scale"),
         ({"ncols": 0}, ValueError, "ncols"),
         ({"panel_size": -1.0}, ValueError, "panel_size"),

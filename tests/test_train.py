@@ -10,10 +10,10 @@ import torch
 
 from nlviz.experiments import (
     COLUMNS,
+    RUN_COLUMNS,
     checkpoint_name,
     plan,
-    read_results,
-    read_runs,
+    read_csv,
     run,
     summarise,
     tables,
@@ -79,7 +79,7 @@ def test_corrupt_checkpoint_gives_a_clear_error(tmp_path, tiny_run):
         load_checkpoint(bad)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
-    with pytest.raises(ValueError, match="other.pt.*not an nlviz video checkpoint"):
+    with pytest.raises(ValueError, match="other.pt.*not an nlviz checkpoint"):
         load_checkpoint(other)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
@@ -170,7 +170,7 @@ def test_committed_results_if_present():
     path = ROOT / "data" / "results" / "ablation.csv"
     if not path.exists():
         pytest.skip("no committed ablation.csv")
-    rows = read_results(path)
+    rows = read_csv(path)
     assert {r["experiment"] for r in rows} == {"pairwise", "variant"}
     assert all(r["seeds"] >= 3 for r in rows)
 
@@ -199,8 +199,8 @@ def test_experiments_in_parallel_match_sequential(tmp_path):
     )
     strip = [{k: v for k, v in r.items() if k != "train_seconds"} for r in seq]
     assert strip == [{k: v for k, v in r.items() if k != "train_seconds"} for r in par]
-    runs_a = read_runs(tmp_path / "a" / "ablation_runs.csv")
-    runs_b = read_runs(tmp_path / "b" / "ablation_runs.csv")
+    runs_a = read_csv(tmp_path / "a" / "ablation_runs.csv", RUN_COLUMNS)
+    runs_b = read_csv(tmp_path / "b" / "ablation_runs.csv", RUN_COLUMNS)
     assert len(runs_a) == len(plan())
     assert [r["test_acc"] for r in runs_a] == [r["test_acc"] for r in runs_b]
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == sorted(
@@ -230,7 +230,7 @@ def test_committed_results_non_local_beats_c2d():
     path = ROOT / "data" / "results" / "ablation.csv"
     if not path.exists():
         pytest.skip("no committed ablation.csv")
-    rows = {(r["experiment"], r["pairwise"], r["variant"]): r for r in read_results(path)}
+    rows = {(r["experiment"], r["pairwise"], r["variant"]): r for r in read_csv(path)}
     c2d = rows[("pairwise", "none", "none")]
     assert abs(c2d["top1_mean"] - 50) < 3
     assert abs(rows[("variant", "embedded_gaussian", "space")]["top1_mean"] - 50) < 3
@@ -244,3 +244,185 @@ def test_committed_results_non_local_beats_c2d():
     spacetime = [r for k, r in rows.items() if k[2] == "spacetime"]
     assert len(spacetime) == 5
     assert all(r["top1_mean"] > c2d["top1_mean"] for r in spacetime)
+
+
+# ------------------------------------------------------------------ checkpoints to trust
+
+
+def _tensor_offset(path, tensor) -> int:
+    """Where the bytes of ``tensor`` lie in the saved (zip) file."""
+    data, raw = path.read_bytes(), tensor.contiguous().view(torch.uint8).numpy().tobytes()
+    offset = data.find(raw)
+    assert offset > 0
+    return offset
+
+
+def test_a_flipped_bit_in_the_weights_is_refused(tiny_run, tmp_path):
+    out, result = tiny_run
+    key = "layers.0.conv1.weight"
+    offset = _tensor_offset(out, result.checkpoint["state_dict"][key])
+    data = bytearray(out.read_bytes())
+    data[offset + 5] ^= 0x40  # one bit of one weight
+    bad = tmp_path / "flipped.pt"
+    bad.write_bytes(bytes(data))
+    raw = torch.load(bad, weights_only=True)  # torch itself reads it without complaint
+    assert not torch.equal(raw["state_dict"][key], result.checkpoint["state_dict"][key])
+    with pytest.raises(ValueError, match="flipped.pt.*digest"):
+        load_checkpoint(bad)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda c: c["model"].update(pairwise="dot_product"), "digest"),  # same weight shapes
+        (lambda c: c["metrics"].update(val_acc=1.0), "digest"),
+        (lambda c: c.update(seed="0"), "'seed' of type str"),
+        (lambda c: c["model"].update(width="4"), "invalid model"),
+        (lambda c: c["model"].update(width=10**6), "invalid model.*width"),
+        (lambda c: c["metrics"].update(val_acc=[0.5]), "wrong type in 'metrics'"),
+        (lambda c: c["state_dict"].update({"fc.bias": [0.0, 0.0]}), "not a tensor"),
+        (lambda c: c.pop("digest"), "no 'digest'"),
+    ],
+)
+def test_edited_checkpoints_are_refused(tiny_run, tmp_path, edit, match):
+    ckpt = torch.load(tiny_run[0], weights_only=True)
+    edit(ckpt)
+    path = tmp_path / "edited.pt"
+    torch.save(ckpt, path)  # saved as is: not resealed
+    with pytest.raises(ValueError, match=f"edited.pt.*{match}"):
+        load_checkpoint(path)
+
+
+def test_non_finite_weights_are_refused_even_when_sealed(tiny_run, tmp_path):
+    from nlviz.train import seal
+
+    ckpt = torch.load(tiny_run[0], weights_only=True)
+    ckpt["state_dict"]["fc.weight"][0, 0] = float("nan")
+    path = tmp_path / "nan.pt"
+    torch.save(seal(ckpt), path)
+    with pytest.raises(ValueError, match="nan.pt.*fc.weight.*NaN"):
+        load_checkpoint(path)
+
+
+def test_absurdly_large_files_are_refused_before_reading(tmp_path, monkeypatch):
+    import nlviz.train
+
+    path = tmp_path / "big.pt"
+    path.write_bytes(b"\0" * 4096)
+    monkeypatch.setattr(nlviz.train, "MAX_BYTES", 1024)
+    with pytest.raises(ValueError, match="big.pt is larger than 1024 bytes"):
+        load_checkpoint(path)
+
+
+def test_bad_output_paths_are_refused_before_training(tmp_path, monkeypatch):
+    import nlviz.train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("data were generated before the output was checked")
+
+    monkeypatch.setattr(nlviz.train, "make_data", no_training)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    cases = [
+        (tmp_path, ValueError, "out: expected a file path"),
+        (tmp_path / "file.pt" / "x.pt", ValueError, "out: cannot create the folder"),
+        (123, TypeError, "out: expected a file path"),
+    ]
+    (tmp_path / "file.pt").write_bytes(b"")
+    if os.geteuid() != 0:  # root may write anywhere
+        cases.append((locked / "run.pt", ValueError, "out: the folder .* is not writable"))
+    for out, error, match in cases:
+        with pytest.raises(error, match=match):
+            train(TINY, device="cpu", out=out, progress=False)
+    with pytest.raises(TypeError, match="overwrite: expected True or False"):
+        train(TINY, device="cpu", out=tmp_path / "new.pt", overwrite="no", progress=False)
+    assert not list(tmp_path.glob(".*"))  # no claim left behind
+
+
+def test_a_second_writer_of_the_same_output_is_refused(tmp_path):
+    out = tmp_path / "run.pt"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", CLAIM_AND_WAIT, str(out)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "claimed"
+        with pytest.raises(FileExistsError, match="run.pt is being written by another process"):
+            train(TINY, device="cpu", out=out, progress=False)
+        proc = _cli("nlviz.train", "--config", "tiny", "--out", str(out), cwd=tmp_path)
+        assert proc.returncode == 2 and "another process" in proc.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died without releasing: its claim is stale and is cleaned up
+    (tmp_path / f".{out.name}.{holder.pid}.abc123.tmp").write_bytes(b"half")
+    result = train(TINY, variant="none", device="cpu", out=out, progress=False)
+    assert load_checkpoint(out)[1]["digest"] == result.checkpoint["digest"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]
+
+
+CLAIM_AND_WAIT = """
+import sys, time
+from nlviz.utils import Output
+claim = Output(sys.argv[1])
+print("claimed", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nlviz.train", "--config", "tiny", "--out", "a.pt", "--seed", "-1"), "--seed: expected"),
+        (("nlviz.train", "--config", "nope", "--out", "a.pt"), "--config: invalid choice"),
+        (("nlviz.train", "--config", "tiny", "--out", "a.pt", "--blocks", "9"), "--blocks"),
+        (("nlviz.train", "--config", "tiny", "--out", "."), "--out: expected a file path"),
+        (("nlviz.experiments", "--config", "tiny", "--seeds", "0"), "--seeds: expected"),
+        (("nlviz.experiments", "--config", "tiny", "--threads", "0"), "--threads: expected"),
+        (("nlviz.video", "--n", "-1"), "--n: expected"),
+        (("nlviz.video", "--out", "s.npz", "--frobnicate"), "unrecognized arguments"),
+    ],
+)
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, args, message):
+    proc = _cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_resume_with_a_corrupt_runs_csv_is_one_line(tmp_path):
+    (tmp_path / "ablation_runs.csv").write_text("model,pairwise\nC2D,none\n")
+    args = ("nlviz.experiments", "--config", "tiny", "--out", "ablation.csv", "--resume")
+    proc = _cli(*args, "--checkpoints", "", cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "ablation_runs.csv has columns" in proc.stderr and "Traceback" not in proc.stderr
+    rows = ["model,pairwise,variant,blocks,seed,config,val_acc,test_acc,device,train_seconds"]
+    rows.append("C2D,none,none,zero,0,tiny,0.5,0.5,cpu,1.0")
+    (tmp_path / "ablation_runs.csv").write_text("\n".join(rows) + "\n")
+    proc = _cli(*args, "--checkpoints", "", cwd=tmp_path)
+    assert proc.returncode == 2 and "line 2 has a bad value" in proc.stderr, proc.stderr
+
+
+def test_config_and_evaluate_reject_bad_values():
+    for field, value, error in [
+        ("batch_size", 0, ValueError),
+        ("epochs", 1.5, TypeError),
+        ("lr", float("nan"), ValueError),
+        ("width", True, TypeError),
+        ("n_train", 10**9, ValueError),
+        ("task", "segment", ValueError),
+    ]:
+        with pytest.raises(error, match=f"^{field}:"):
+            Config(**{"n_train": 8, "n_val": 8, "epochs": 1, field: value})
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    videos, labels = torch.zeros(4, 2, 16, 16, 3, dtype=torch.uint8), torch.zeros(4).long()
+    from nlviz.train import evaluate
+
+    with pytest.raises(ValueError, match="batch_size: expected an integer >= 1, got -1"):
+        evaluate(model, videos, labels, batch_size=-1)
+    with pytest.raises(ValueError, match="labels: expected one per video"):
+        evaluate(model, videos[:0], labels[:0])

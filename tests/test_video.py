@@ -121,8 +121,7 @@ def test_folded_conv2d_is_a_1x3x3_conv3d():
     with torch.no_grad():
         c3.weight.copy_(c2.weight[:, :, None])
         c3.bias.copy_(c2.bias)
-    h, t = _fold(x)
-    torch.testing.assert_close(_unfold(c2(h), t), c3(x))
+    torch.testing.assert_close(_unfold(c2(_fold(x)), 3), c3(x))
 
 
 @pytest.mark.parametrize("variant", ["spacetime", "space", "time", "none"])
@@ -144,7 +143,8 @@ def test_nonlocal_blocks_are_identity_at_init_so_nl_c2d_starts_as_c2d():
     c2d = VideoNet(variant="none", width=4).eval()
     torch.manual_seed(0)
     nl = VideoNet(variant="spacetime", blocks=1, width=4).eval()
-    assert nl.places[4] == "nl@res4.0"  # 1 block: in res4, before its last residual block
+    assert nl.places == ["res4.0"]  # 1 block: in res4, before its last residual block
+    assert nl.layers[4] is nl.nonlocal_blocks()[0]
     nl_state = {k: v for k, v in nl.state_dict().items() if "layers.4." not in k}
     # same backbone weights; copy them across
     c2d_keys = list(c2d.state_dict())
@@ -181,9 +181,8 @@ def test_spacetime_block_lets_frames_interact():
 
 def test_placement_and_parameter_counts():
     model = VideoNet(variant="spacetime", blocks=3, width=8)
-    nl_places = [p for p in model.places if p.startswith("nl@")]
-    assert nl_places == ["nl@res3.0", "nl@res3.1", "nl@res4.0"]  # 2 in res3, 1 in res4
-    assert sorted(nl_places) == sorted(f"nl@{p}" for p in PLACES[:3])
+    assert model.places == ["res3.0", "res3.1", "res4.0"]  # 2 in res3, 1 in res4
+    assert sorted(model.places) == sorted(PLACES[:3])
     assert count_parameters(model) > count_parameters(VideoNet(variant="none", width=8))
     with pytest.raises(ValueError, match="blocks"):
         VideoNet(blocks=9)

@@ -1,0 +1,258 @@
+"""Where a query attends: its weights over the frames, from a block, non-local means or a
+trained checkpoint, and the grids they live on (notebook 05).
+
+Three grids meet here: the display pixels (T, H, W); the query grid (T, h, w), the block's
+input features, one cell per ``H / h`` pixels (the backbone's stride); and the pooled grid of
+the positions j, (T, h', w') with ``h' = ceil(h / pool)``. ``Geometry`` converts between them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nlviz.block import NonLocalBlock
+from nlviz.nlm import nlm_weights
+from nlviz.pairwise import check_tensor
+from nlviz.train import load_checkpoint
+from nlviz.utils import as_array, check_bool, check_int, check_query
+from nlviz.video import VideoBatch, to_tensor
+
+__all__ = ["Geometry", "Source", "as_frames"]
+
+
+def as_frames(frames, name: str = "frames") -> np.ndarray:
+    """Frames as float (T, H, W) or (T, H, W, 3), uint8 / 255; one image is a 1-frame video."""
+    arr = as_array(name, frames, (2, 3), channels=(3,))
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3):
+        arr = arr[None]
+    return arr.astype(np.float64) / (255.0 if arr.dtype == np.uint8 else 1.0)
+
+
+def _pair(name: str, value) -> tuple[int, int]:
+    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValueError(f"{name}: expected a pair of integers, got {value!r}")
+    return tuple(check_int(f"{name}[{i}]", v, minimum=1) for i, v in enumerate(value))
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Frames (T, H, W), the query grid (h, w) and the pooling of the grid of j (py, px)."""
+
+    frames_shape: tuple[int, int, int]
+    grid_shape: tuple[int, int]
+    pool: tuple[int, int] = (1, 1)
+
+    @classmethod
+    def create(cls, frames_shape, grid_shape=None, pool=(1, 1), name="grid_shape") -> Geometry:
+        t, height, width = (int(s) for s in frames_shape[:3])
+        h, w = _pair(name, (height, width) if grid_shape is None else grid_shape)
+        if height * w != width * h or h > height:
+            raise ValueError(
+                f"{name}: expected a grid with the aspect of the {height}x{width} frames and no "
+                f"finer, got {h}x{w}: frames and features disagree in aspect"
+            )
+        return cls((t, height, width), (h, w), _pair("pool", pool))
+
+    @property
+    def stride(self) -> tuple[float, float]:
+        """Display pixels per query cell, (sy, sx)."""
+        return self.frames_shape[1] / self.grid_shape[0], self.frames_shape[2] / self.grid_shape[1]
+
+    @property
+    def j_shape(self) -> tuple[int, int, int]:
+        """(T, h', w'): the shape of the weights, the pooled grid of j."""
+        (h, w), (py, px) = self.grid_shape, self.pool
+        return self.frames_shape[0], math.ceil(h / py), math.ceil(w / px)
+
+    @property
+    def j_extent(self) -> tuple[float, float, float, float]:
+        """imshow extent of the grid of j in display pixels (may overhang the frame)."""
+        (sy, sx), (py, px), (_, hj, wj) = self.stride, self.pool, self.j_shape
+        return -0.5, -0.5 + wj * px * sx, -0.5 + hj * py * sy, -0.5
+
+    def check_query(self, query) -> tuple[int, int, int]:
+        """(t, y, x) on the query grid, or TypeError / ValueError naming ``query``."""
+        return check_query(query, (self.frames_shape[0], *self.grid_shape))
+
+    def cell_of_pixel(self, py: float, px: float) -> tuple[int, int]:
+        """The query cell (y, x) holding display point (py, px); ValueError outside the frame."""
+        _, height, width = self.frames_shape
+        if not (-0.5 <= py <= height - 0.5 and -0.5 <= px <= width - 0.5):
+            raise ValueError(
+                f"query: expected a pixel inside the {height}x{width} frame, got ({py:.1f}, {px:.1f}) (outside)"
+            )
+        (sy, sx), (h, w) = self.stride, self.grid_shape
+        y, x = math.floor((py + 0.5) / sy + 1e-9), math.floor((px + 0.5) / sx + 1e-9)
+        return min(y, h - 1), min(x, w - 1)
+
+    def pixel_of_cell(self, y: float, x: float) -> tuple[float, float]:
+        """Display centre of query cell (y, x)."""
+        sy, sx = self.stride
+        return (y + 0.5) * sy - 0.5, (x + 0.5) * sx - 0.5
+
+    def pixel_of_j(self, yj, xj) -> tuple[np.ndarray, np.ndarray]:
+        """Display centres of cells (y', x') of the grid of j; an odd size's last is cut."""
+        (_, height, width), (sy, sx), (py, px) = self.frames_shape, self.stride, self.pool
+        y0, x0 = np.asarray(yj, float) * py * sy, np.asarray(xj, float) * px * sx
+        y1, x1 = np.minimum(y0 + py * sy, height), np.minimum(x0 + px * sx, width)
+        return (y0 + y1) / 2 - 0.5, (x0 + x1) / 2 - 0.5
+
+    def check_weights(self, weights, name: str = "weights") -> np.ndarray:
+        """The weights as a finite float64 array of ``j_shape`` (a batch of one is squeezed)."""
+        w = as_array(name, weights, (2, 3, 4)).astype(np.float64)
+        w = w[0] if w.ndim == 4 and w.shape[0] == 1 else w
+        w = w[None] if w.ndim == 2 and self.frames_shape[0] == 1 else w
+        if w.shape != self.j_shape:
+            raise ValueError(
+                f"{name}: expected shape (T', h', w') = {self.j_shape} for frames "
+                f"{self.frames_shape} and a {self.grid_shape} grid pooled by {self.pool}, got {w.shape}"
+            )
+        return w
+
+
+@dataclass
+class Source:
+    """A query's weights over the frames: ``fn(t, y, x) -> (T, h', w')`` on ``geometry``.
+
+    ``name`` titles the figures, ``label`` names the weights on the colour bar; ``model``,
+    ``checkpoint`` and ``output`` are set by ``from_checkpoint``.
+    """
+
+    frames: np.ndarray
+    fn: Callable
+    geometry: Geometry
+    name: str = "affinity"
+    label: str = "weight f(x_i, x_j) / C(x)"
+    model: object = None
+    checkpoint: dict | None = None
+    output: object = None
+
+    @classmethod
+    def create(cls, frames, fn, *, grid_shape=None, pool=(1, 1), name="affinity",
+               label="weight f(x_i, x_j) / C(x)", grid_name="grid_shape") -> Source:  # fmt: skip
+        frames = as_frames(frames)
+        if not callable(fn):
+            raise TypeError(
+                f"affinity_fn: expected a callable (t, y, x) -> weights, got {type(fn).__name__}"
+            )
+        return cls(
+            frames,
+            fn,
+            Geometry.create(frames.shape, grid_shape, pool, grid_name),
+            str(name),
+            str(label),
+        )
+
+    def weights(self, t: int, y: int, x: int) -> np.ndarray:
+        """The checked weights (T, h', w') of query (t, y, x) of the query grid."""
+        query = self.geometry.check_query((t, y, x))
+        return self.geometry.check_weights(self.fn(*query), "affinity_fn(t, y, x)")
+
+    @classmethod
+    def from_block(cls, block, features, frames, **kwargs) -> Source:
+        """A ``NonLocalBlock`` (dim 2 or 3) on its input ``features`` (1, C, [T,] h, w), shown
+        over ``frames`` (T, H, W[, 3]); each row is ``block.attention`` in float64 (a trained
+        softmax can be so peaked that float32 rounds most weights to exactly 0)."""
+        if not isinstance(block, NonLocalBlock):
+            raise TypeError(f"block: expected an nlviz.NonLocalBlock, got {type(block).__name__}")
+        if block.dim not in (2, 3):
+            raise ValueError(f"block: expected dim 2 (images) or 3 (video), got dim={block.dim}")
+        layout = "(1, C, T, h, w)" if block.dim == 3 else "(1, C, h, w)"
+        check_tensor("features", features, block.dim + 2, layout)
+        if features.shape[0] != 1 or features.shape[1] != block.in_channels:
+            raise ValueError(
+                f"features: expected {layout} with C={block.in_channels} channels, got {tuple(features.shape)}"
+            )
+        frames = as_frames(frames)
+        t_count = features.shape[2] if block.dim == 3 else 1
+        if frames.shape[0] != t_count:
+            raise ValueError(
+                f"features: expected T={frames.shape[0]} frames like frames, got T={t_count}"
+            )
+        block64, x64 = copy.deepcopy(block).double().eval(), features.detach().double()
+
+        def fn(t, y, x):
+            with torch.no_grad():
+                return block64.attention(x64, (t, y, x) if block.dim == 3 else (y, x)).cpu().numpy()
+
+        kwargs.setdefault("name", f"{block.pairwise} non-local block")
+        pool = (2, 2) if block.subsample else (1, 1)
+        return cls.create(
+            frames, fn, grid_shape=features.shape[-2:], pool=pool, grid_name="features", **kwargs
+        )
+
+    @classmethod
+    def from_nlm(cls, video, *, per_frame: bool = False, **kwargs) -> Source:
+        """Non-local means weights (``nlviz.nlm.nlm_weights``) of each pixel of ``video``
+        (T, H, W[, 3]) or an image: the search runs over space and time, or with
+        ``per_frame=True`` over the query's frame only (classic NLM on one image)."""
+        frames = as_frames(video, "image")
+        params = {
+            k: kwargs.pop(k) for k in ("patch_size", "patch_distance", "h", "sigma") if k in kwargs
+        }
+        channel = {"channel_axis": -1} if frames.ndim == 4 else {}
+        volume = frames[0] if check_bool("per_frame", per_frame) or len(frames) == 1 else frames
+        nlm_weights(volume, (0,) * (volume.ndim - len(channel)), **params, **channel)  # bad params
+
+        def fn(t, y, x):
+            if volume is frames:
+                return nlm_weights(frames, (t, y, x), **params, **channel)
+            w = np.zeros(frames.shape[:3])
+            w[t] = nlm_weights(frames[t], (y, x), **params, **channel)
+            return w
+
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        kwargs.setdefault("name", f"non-local means ({shown})" if shown else "non-local means")
+        kwargs.setdefault("label", "NLM weight w(i, j)")
+        return cls.create(frames, fn, **kwargs)
+
+    @classmethod
+    def from_checkpoint(cls, path, batch, index: int = 0, *, block: int = 0, **kwargs) -> Source:
+        """Block number ``block`` (network order) of a trained spacetime checkpoint on video
+        ``index`` of ``batch`` (a ``VideoBatch``, or one (T, H, W, 3) uint8 video).
+
+        The block's input comes from a forward pass of the model (a pre-hook); ``model``,
+        ``checkpoint`` and ``output`` (the model's output on the video) are kept.
+        """
+        model, ckpt = load_checkpoint(path)
+        blocks = model.nonlocal_blocks()
+        if not blocks or model.variant != "spacetime":
+            raise ValueError(
+                f"path: expected a spacetime non-local model, got variant {model.variant!r} in {path}"
+            )
+        number = check_int("block", block, minimum=0, maximum=len(blocks) - 1)
+        video = (
+            batch.videos[check_int("index", index, minimum=0, maximum=len(batch) - 1)]
+            if isinstance(batch, VideoBatch)
+            else batch
+        )
+        if (
+            not isinstance(video, np.ndarray)
+            or video.dtype != np.uint8
+            or video.ndim != 4
+            or video.shape[-1] != 3
+        ):
+            raise ValueError(
+                f"video: expected a (T, H, W, 3) uint8 array, got {getattr(video, 'shape', type(video).__name__)}"
+            )
+        nl = blocks[number].block
+        captured = {}
+        handle = nl.register_forward_pre_hook(
+            lambda _m, inputs: captured.update(x=inputs[0].detach())
+        )
+        try:
+            with torch.no_grad():
+                output = model(to_tensor(video[None]))[0]
+        finally:
+            handle.remove()
+        which = f", block {number} after {model.places[number]}" if len(blocks) > 1 else ""
+        kwargs.setdefault("name", f"{nl.pairwise} (trained{which})")
+        source = cls.from_block(nl, captured["x"], video, **kwargs)
+        source.model, source.checkpoint, source.output = model, ckpt, output
+        return source

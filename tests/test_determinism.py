@@ -1,0 +1,66 @@
+"""Training is bit-identical run to run, with 1 and with 2 threads, on every CPU.
+
+torch 2.13 on AMD CPUs corrupts the heap (one thread) and gives run-to-run differences (two
+threads) when a channels-last 5-D tensor goes through conv backward. Each run here is its own
+subprocess, so a crash fails the test instead of killing the test runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nlviz.video import VideoNet, _fold, _unfold, generate, to_tensor
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = """
+import json, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from nlviz.train import Config, train
+config = Config(n_train=64, n_val=32, epochs=2, width=4, size=16, frames=4, lr=5e-3)
+for variant in ("none", "spacetime", "none", "spacetime"):  # twice each: the heap has changed
+    run = train(config, variant=variant, seed=1, device="cpu", progress=False)
+    print(json.dumps({variant: run.history["train_loss"] + run.history["val_loss"]}))
+"""
+
+
+def _histories(threads: int) -> list[dict]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(threads)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, f"training crashed (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_is_bit_identical_across_runs(threads):
+    """Fails on the permuted layout: a crash with 1 thread, other losses with 2 (AMD)."""
+    first, second = _histories(threads), _histories(threads)
+    assert len(first) == 4
+    assert first[:2] == first[2:]  # the same process, twice: every float, not only to rounding
+    assert first == second  # another process
+
+
+def test_tensors_fed_to_convolutions_are_contiguous():
+    videos = generate(2, frames=4, size=16).videos
+    x = to_tensor(videos)
+    assert x.shape == (2, 3, 4, 16, 16) and x.is_contiguous()
+    folded = _fold(x)
+    assert folded.shape == (8, 3, 16, 16) and folded.is_contiguous()
+    assert _unfold(folded, 4).is_contiguous()
+    np.testing.assert_array_equal(_unfold(folded, 4).numpy(), x.numpy())
+    seen = []
+    model = VideoNet(variant="time", blocks=3, width=4)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Conv3d):
+            m.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0].is_contiguous()))
+    model(x)
+    assert seen and all(seen)
