@@ -19,7 +19,7 @@ from IPython.display import display
 from matplotlib.backend_bases import FigureCanvasBase
 
 from nlviz.attention import Source
-from nlviz.figure3 import SCALES, Strip, colorbar, figsize, layout, sources_of
+from nlviz.figure3 import SCALES, Strip, colorbar, frame_grid, sources_of
 from nlviz.utils import check_bool, check_choice, check_int
 
 __all__ = ["AffinityExplorer", "STATUS_CLASS", "ERROR_CLASS"]
@@ -130,10 +130,10 @@ class AffinityExplorer:
         (t_count, *_), (h, w) = geo.frames_shape, geo.grid_shape
         queries = self._queries(*((t_count // 2, h // 2, w // 2) if query is None else query))
         weights = [s.weights(*q) for s, q in zip(sources, queries, strict=True)]  # before drawing
-        ncols = check_int("ncols", ncols or min(t_count, 8), minimum=1)
+        ncols = check_int("ncols", ncols or min(t_count, 4), minimum=1)
         with plt.ioff():
-            self.fig = plt.figure(figsize=figsize(geo.frames_shape, len(sources), ncols))
-        rows, self._bars = layout(self.fig, len(sources), t_count, ncols)
+            self.fig = plt.figure()
+        rows, self._bars = frame_grid(self.fig, geo.frames_shape, len(sources), ncols)
         self.strips = [Strip(self.fig, axes, s) for axes, s in zip(rows, sources, strict=True)]
         self.frame_axes, self.controls, self._widget, self._output = rows[0], None, None, None
         self.status = widgets.Label()

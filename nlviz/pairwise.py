@@ -27,19 +27,9 @@ from torch.utils.checkpoint import checkpoint
 
 from nlviz.utils import check_bool, check_choice, check_int
 
-__all__ = [
-    "PAIRWISE",
-    "SOFTMAX_FORMS",
-    "check_pairwise",
-    "check_tensor",
-    "affinity",
-    "aggregate",
-    "aggregate_naive",
-    "softmax_aggregate",
-    "dot_product_aggregate",
-    "concatenation_aggregate",
-    "concatenation_scalars",
-]
+__all__ = ["PAIRWISE", "SOFTMAX_FORMS", "check_pairwise", "check_tensor", "affinity",
+           "aggregate", "aggregate_naive", "softmax_aggregate",
+           "dot_product_aggregate", "concatenation_aggregate", "concatenation_scalars"]  # fmt: skip
 
 PAIRWISE = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
 SOFTMAX_FORMS = ("gaussian", "embedded_gaussian")

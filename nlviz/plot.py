@@ -8,6 +8,8 @@ Every function returns ``(fig, axes)`` and draws into given axes, so figures can
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -30,6 +32,7 @@ __all__ = ["SCALES", "FLOOR", "color_scale", "weight_cmap", "show_weights", "ima
 
 SCALES = ("auto", "log", "linear", "signed")
 CMAP, SIGNED_CMAP, ALPHA, FLOOR = "magma", "RdBu_r", 0.85, 1e-3
+NEAREST = {"interpolation": "nearest"}
 QUERY = {"marker": "s", "ms": 9, "mfc": "none", "mec": "#00e5ff", "mew": 1.8, "ls": "none"}
 
 
@@ -60,7 +63,7 @@ def color_scale(weights, scale: str = "auto", floor: float = FLOOR, top: float |
     if scale == "signed":
         return Normalize(-top, top), scale, " (signed)"
     if scale == "log":
-        return LogNorm(top * floor, top), scale, f" (log; < {floor:g} x max not shown)"
+        return LogNorm(top * floor, top), scale, f" (log, from {floor:g} x max)"
     return Normalize(0.0, top), scale, ""
 
 
@@ -81,7 +84,7 @@ def show_weights(image, weights, query, ax=None, *, log=True, floor=1e-4, vmax=N
     w = as_array("weights", weights).astype(float)
     if w.shape != img.shape[:2] or (w < 0).any() or w.max() <= 0:
         raise ValueError(
-            f"weights: expected non-negative {img.shape[:2]} weights, not all 0, got {w.shape}"
+            f"weights: expected {img.shape[:2]} weights >= 0, not all 0, got {w.shape}"
         )
     y, x = check_query(query, w.shape)
     floor = check_real("floor", floor, minimum=0, maximum=1, strict=True)
@@ -89,33 +92,25 @@ def show_weights(image, weights, query, ax=None, *, log=True, floor=1e-4, vmax=N
     others[y, x] = 0
     top = vmax if vmax is not None else (others.max() or w.max())
     norm, _, note = color_scale(w, "log" if check_bool("log", log) else "linear", floor, top)
-    fig, ax = (
-        plt.subplots(figsize=(4.8, 4.2), layout="constrained") if ax is None else (ax.figure, ax)
-    )
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.8, 4.2), layout="constrained")
+    fig = ax.figure
     grey = img if img.ndim == 2 else img[..., :3] @ np.array([0.2125, 0.7154, 0.0721])
-    ax.imshow(
-        grey,
-        cmap="gray",
-        vmin=min(0, grey.min()),
-        vmax=max(1, grey.max()) / 0.75,
-        interpolation="nearest",
-    )
-    ax.imshow(
-        np.ma.masked_less_equal(w, 0),
-        cmap=weight_cmap(overlay=True),
-        norm=norm,
-        interpolation="nearest",
-    )
+    ax.imshow(grey, cmap="gray", vmin=min(0, grey.min()), vmax=max(1, grey.max()) / 0.75, **NEAREST)
+    ax.imshow(np.ma.masked_less_equal(w, 0), cmap=weight_cmap(overlay=True), norm=norm, **NEAREST)
     h, wd = w.shape
     if patch_distance is not None:
         pd = check_int("patch_distance", patch_distance, minimum=0)
-        y0, x0 = max(y - pd, 0), max(x - pd, 0)
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), min(x + pd, wd - 1) - x0 + 1, min(y + pd, h - 1) - y0 + 1,
-                               fill=False, ec="white", ls="--", lw=1.0, label="search window"))  # fmt: skip
+        (y0, x0), (y1, x1) = (
+            (max(y - pd, 0), max(x - pd, 0)),
+            (min(y + pd, h - 1), min(x + pd, wd - 1)),
+        )
+        box = {"fill": False, "ec": "white", "ls": "--", "lw": 1.0, "label": "search window"}
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, **box))
     if patch_size is not None:
         r = check_int("patch_size", patch_size, minimum=1) // 2
-        ax.add_patch(Rectangle((x - r - 0.5, y - r - 0.5), 2 * r + 1, 2 * r + 1, fill=False, ec="#00e5ff",
-                               lw=1.2, label="query patch"))  # fmt: skip
+        box = {"fill": False, "ec": "#00e5ff", "lw": 1.2, "label": "query patch"}
+        ax.add_patch(Rectangle((x - r - 0.5, y - r - 0.5), 2 * r + 1, 2 * r + 1, **box))
     ax.plot([x], [y], label="query pixel i", **QUERY)
     ax.set(xlim=(-0.5, wd - 0.5), ylim=(h - 0.5, -0.5), xlabel="x (pixel)", ylabel="y (pixel)")
     ax.set_title(title if title is not None else f"weights of pixel (y, x) = ({y}, {x})")
@@ -148,9 +143,9 @@ def image_grid(images, titles=None, ncols=4, *, size=2.6, cmap="gray", vmin=0.0,
             im = (
                 imgs[i]
                 if imgs[i].ndim == 2
-                else np.clip(imgs[i], 0, 1 if imgs[i].dtype.kind == "f" else 255)
+                else np.clip(imgs[i], 0, 255 ** (imgs[i].dtype.kind != "f"))
             )
-            shown = ax.imshow(im, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            shown = ax.imshow(im, cmap=cmap, vmin=vmin, vmax=vmax, **NEAREST)
             mappable = shown if im.ndim == 2 else mappable
             ax.set(xticks=[], yticks=[])
             ax.set_title(titles[i] if titles is not None else "", fontsize=10)
@@ -167,7 +162,7 @@ def _stack(maps) -> np.ndarray:
         maps = list(as_array("maps", maps, (2, 3)).reshape(-1, *np.shape(maps)[-2:]))
     if isinstance(maps, str) or not isinstance(maps, list | tuple):
         raise TypeError(
-            f"maps: expected a (K, H, W) array or a list of (H, W) maps, got {type(maps).__name__}"
+            f"maps: expected (K, H, W) or a list of (H, W) maps, got {type(maps).__name__}"
         )
     if not maps:
         raise ValueError("maps: expected at least one (H, W) map, got none")
@@ -219,13 +214,13 @@ def affinity_maps(maps, titles=None, *, query=None, image=None, shared_scale=Tru
             raise ValueError(f"axes: expected {n} axes (one per panel), got {len(axes)}")
         fig = axes[0].figure
     if image is not None:
-        axes[0].imshow(_image(image), cmap="gray", interpolation="nearest")
+        axes[0].imshow(_image(image), cmap="gray", **NEAREST)
         axes[0].set_title(image_title)
     shared = color_scale(stack, scale) if shared_scale else None
     for ax, m, title in zip(axes[n - k :], stack, titles, strict=True):
         norm, used, note = shared or color_scale(m, scale)
-        shown = ax.imshow(np.ma.masked_less_equal(m, 0) if used == "log" else m, cmap=weight_cmap(used == "signed"),
-                          norm=norm, interpolation="nearest")  # fmt: skip
+        m = np.ma.masked_less_equal(m, 0) if used == "log" else m
+        shown = ax.imshow(m, cmap=weight_cmap(used == "signed"), norm=norm, **NEAREST)
         ax.set_title(title)
         if not shared_scale:
             fig.colorbar(shown, ax=ax, shrink=0.8, label=colorbar_label + note)
@@ -245,14 +240,9 @@ def save_figure(fig, path, *, overwrite: bool = False, dpi: int = 150):
     with ``overwrite=True``. Returns the path."""
     if not isinstance(fig, Figure):
         raise TypeError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
-    suffix = (
-        str(path).lower().rsplit(".", 1)[-1]
-        if isinstance(path, str | bytes) or hasattr(path, "__fspath__")
-        else ""
-    )
+    suffix = str(path).lower().rsplit(".", 1)[-1] if isinstance(path, str | os.PathLike) else ""
     if suffix not in ("png", "pdf"):
         raise ValueError(f"path: expected a .png or .pdf file name, got {path!r}")
     dpi = check_int("dpi", dpi, minimum=10, maximum=1200)
-    return atomic_write(
-        path, lambda fh: fig.savefig(fh, format=suffix, dpi=dpi), overwrite=overwrite
-    )
+    save = lambda fh: fig.savefig(fh, format=suffix, dpi=dpi)  # noqa: E731
+    return atomic_write(path, save, overwrite=overwrite)

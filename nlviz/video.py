@@ -23,20 +23,9 @@ from nlviz.block import NonLocalBlock
 from nlviz.pairwise import check_pairwise, check_tensor
 from nlviz.utils import Parser, atomic_write, check_choice, check_int
 
-__all__ = [
-    "PALETTE",
-    "COLOR_NAMES",
-    "CLASS_NAMES",
-    "SPLITS",
-    "VARIANTS",
-    "VideoBatch",
-    "generate",
-    "to_tensor",
-    "save_sample",
-    "load_sample",
-    "VideoNet",
-    "count_parameters",
-]
+__all__ = ["PALETTE", "COLOR_NAMES", "CLASS_NAMES", "SPLITS", "VARIANTS", "VideoBatch",
+           "generate", "to_tensor", "save_sample", "load_sample", "VideoNet",
+           "count_parameters"]  # fmt: skip
 
 PALETTE = np.array(
     [

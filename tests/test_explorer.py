@@ -485,4 +485,6 @@ def test_peaked_softmax_keeps_the_ranking_of_its_keys():
     tt, yk, xk, _ = top_k(weights, 20)
     assert np.ravel_multi_index((tt, yk, xk), weights.shape).tolist() == order.tolist()
     explorer.select(*query)
-    assert len(explorer.arrows) == 20
+    # marked: the top 20 that one can see, weight >= 1e-3 of the largest (not ranks at 1e-24)
+    visible = int((weights >= 1e-3 * weights.max()).sum())
+    assert len(explorer.arrows) == min(20, visible) >= 1
