@@ -1,0 +1,166 @@
+"""Notebook rules checked on notebooks 01 and 02 without running them (issues 10 and 12).
+
+- no assert depends on a timing (a laptop, a loaded CI machine or a GPU must not fail a cell);
+- the setup cell picks the device with ``pick_device()`` and prints it under NBVAL_IGNORE_OUTPUT,
+  and NBVAL_IGNORE_OUTPUT is always alone on the first line of its cell;
+- committed executed, execution counts 1, 2, 3, ...;
+- an exercise's solution ends its own cell; notebook 01 names its own equations with words, so
+  that they cannot be taken for the paper's Eq. 1-6.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+PATHS = [NOTEBOOKS / "01_nonlocal_means.ipynb", NOTEBOOKS / "02_pairwise_functions.ipynb"]
+TIMERS = {"perf_counter", "time", "monotonic", "process_time", "best_time", "best_ms"}
+IGNORE = "# NBVAL_IGNORE_OUTPUT"
+
+
+def _cells(path: Path, kind: str) -> list[dict]:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return [c for c in cells if c["cell_type"] == kind]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def _python(cell: dict) -> ast.Module:
+    lines = [ln for ln in _source(cell).splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    return ast.parse("\n".join(lines))
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _calls_a_timer(node: ast.AST) -> bool:
+    for call in ast.walk(node):
+        if isinstance(call, ast.Call):
+            f = call.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            if name in TIMERS:
+                return True
+    return False
+
+
+def _free(node: ast.AST) -> set[str]:
+    """Names an expression reads from outside (not those its comprehensions or lambdas bind)."""
+    local = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.comprehension):
+            local |= _names(n.target)
+        elif isinstance(n, ast.Lambda):
+            local |= {a.arg for a in n.args.args + n.args.kwonlyargs}
+    return _names(node) - local
+
+
+def _tainted(node: ast.AST | None, timed: set[str]) -> bool:
+    return node is not None and (_calls_a_timer(node) or bool(_free(node) & timed))
+
+
+def _bound(target: ast.AST) -> tuple[set[str], bool]:
+    """(names a target binds, whether it replaces them): ``x`` and ``x, y`` do, ``x[k]`` not."""
+    if isinstance(target, ast.Subscript | ast.Attribute):
+        while isinstance(target, ast.Subscript | ast.Attribute):
+            target = target.value
+        return _names(target), False
+    return _names(target), True
+
+
+FILL = {"append", "extend", "insert", "update", "setdefault"}
+
+
+def _follow(statements, timed: set[str], bad: list[str]) -> None:
+    """Walk statements in order: names computed from a timer (or from such names) are timed;
+    rebinding a name to something else clears it; an assert must use no timed name."""
+    for s in statements:
+        if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue  # a definition runs nothing here; its calls are followed where they are
+        if isinstance(s, ast.Assert):
+            bad += sorted(_free(s.test) & timed)
+        elif isinstance(s, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.For):
+            targets = s.targets if isinstance(s, ast.Assign) else [s.target]
+            rhs = s.iter if isinstance(s, ast.For) else s.value
+            for t in targets:
+                names, replaces = _bound(t)
+                if _tainted(rhs, timed) or (isinstance(s, ast.AugAssign) and names & timed):
+                    timed |= names
+                elif replaces:
+                    timed -= names
+        elif isinstance(s, ast.Expr) and isinstance(s.value, ast.Call):
+            func = s.value.func
+            if isinstance(func, ast.Attribute) and func.attr in FILL:
+                if any(_tainted(a, timed) for a in s.value.args):
+                    timed |= _bound(func.value)[0]
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            _follow(getattr(s, field, []), timed, bad)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
+def test_no_assert_depends_on_a_timing(path):
+    timed: set[str] = set()
+    bad: list[str] = []
+    for cell in _cells(path, "code"):
+        _follow(_python(cell).body, timed, bad)
+    assert not bad, f"{path.name}: asserts use timings {sorted(set(bad))}"
+
+
+def test_the_timing_rule_catches_a_timing_assert():
+    cells = [
+        "t0 = time.perf_counter()\nrun()\nseconds = {}\nseconds['a'] = time.perf_counter() - t0",
+        "for name in ('a',):\n    assert name\nratio = seconds['a'] / 2\nassert ratio < 1",
+    ]
+    timed: set[str] = set()
+    bad: list[str] = []
+    for code in cells:
+        _follow(ast.parse(code).body, timed, bad)
+    assert bad == ["ratio"]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
+def test_setup_cell_picks_the_device_and_prints_it_once(path):
+    code = _cells(path, "code")
+    setup = _source(code[0])
+    assert setup.splitlines()[0] == IGNORE
+    assert "pick_device()" in setup and re.search(r"print\(.*device", setup)
+    later = [c for c in code[1:] if "pick_device(" in _source(c)]
+    assert not later, f"{path.name}: the device is picked again after the setup cell"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
+def test_nbval_ignore_output_is_alone_on_the_first_line(path):
+    for cell in _cells(path, "code"):
+        text = _source(cell)
+        if "NBVAL_IGNORE_OUTPUT" in text:
+            assert text.splitlines()[0] == IGNORE, text.splitlines()[0]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
+def test_committed_executed_in_order(path):
+    counts = [c["execution_count"] for c in _cells(path, "code")]
+    assert counts == list(range(1, len(counts) + 1))
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
+def test_solutions_end_their_own_cell(path):
+    for cell in _cells(path, "markdown"):
+        text = _source(cell)
+        if "<details>" in text:
+            assert text.rstrip().endswith("</details>"), text[:80]
+            assert "### Exercise" not in text and "## Summary" not in text, text[:80]
+
+
+def test_notebook_01_names_its_own_equations():
+    markdown = "\n".join(_source(c) for c in _cells(PATHS[0], "markdown"))
+    tags = re.findall(r"\\tag\{([^}]*)\}", markdown)
+    assert tags, "notebook 01 names its equations with \\tag{...}"
+    assert not [t for t in tags if re.fullmatch(r"[\d\s.]+", t)], tags
+    assert not re.search(r"Eq\. \(\d", markdown), "numbered references are the paper's"
