@@ -18,12 +18,12 @@ import torch
 
 from nlviz.block import NonLocalBlock
 from nlviz.nlm import nlm_weights
-from nlviz.pairwise import check_tensor
+from nlviz.pairwise import affinity, check_tensor
 from nlviz.train import load_checkpoint
 from nlviz.utils import as_array, check_bool, check_int, check_query
-from nlviz.video import VideoBatch, to_tensor
+from nlviz.video import VideoBatch, to_tensor, track_tensors
 
-__all__ = ["Geometry", "Source", "as_frames"]
+__all__ = ["Geometry", "Source", "as_frames", "attention_matrix", "cover", "masses"]
 
 
 def as_frames(frames, name: str = "frames") -> np.ndarray:
@@ -214,32 +214,29 @@ class Source:
 
     @classmethod
     def from_checkpoint(cls, path, batch, index: int = 0, *, block: int = 0, **kwargs) -> Source:
-        """Block number ``block`` (network order) of a trained spacetime checkpoint on video
-        ``index`` of ``batch`` (a ``VideoBatch``, or one (T, H, W, 3) uint8 video).
-
-        The block's input comes from a forward pass of the model (a pre-hook); ``model``,
-        ``checkpoint`` and ``output`` (the model's output on the video) are kept.
-        """
+        """Block number ``block`` (network order) of a trained spacetime checkpoint, on video
+        ``index`` of ``batch``: a ``VideoBatch`` of the checkpoint's task, or for "classify"
+        one (T, H, W, 3) uint8 video. The block's input comes from a forward pass (a
+        pre-hook); ``model``, ``checkpoint`` and ``output`` (the model's output) are kept."""
         model, ckpt = load_checkpoint(path)
         blocks = model.nonlocal_blocks()
         if not blocks or model.variant != "spacetime":
-            raise ValueError(
-                f"path: expected a spacetime non-local model, got variant {model.variant!r} in {path}"
-            )
+            raise ValueError(f"path: expected a spacetime non-local model, got {model.variant!r}")
         number = check_int("block", block, minimum=0, maximum=len(blocks) - 1)
-        video = (
-            batch.videos[check_int("index", index, minimum=0, maximum=len(batch) - 1)]
-            if isinstance(batch, VideoBatch)
-            else batch
-        )
-        if (
-            not isinstance(video, np.ndarray)
-            or video.dtype != np.uint8
-            or video.ndim != 4
-            or video.shape[-1] != 3
-        ):
-            raise ValueError(
-                f"video: expected a (T, H, W, 3) uint8 array, got {getattr(video, 'shape', type(video).__name__)}"
+        if isinstance(batch, VideoBatch):
+            one = batch[check_int("index", index, minimum=0, maximum=len(batch) - 1) :][:1]
+        else:
+            one = batch if ckpt["kind"] != "track" else None
+        if ckpt["kind"] == "track":
+            if not isinstance(one, VideoBatch) or one.task != "track":
+                raise ValueError(
+                    f"batch: expected a VideoBatch of the track task, got {type(batch).__name__}"
+                )
+            x, video = track_tensors(one.videos, one.masks, one.labels)[0], one.videos[0]
+        else:
+            video = one.videos[0] if isinstance(one, VideoBatch) else one
+            x = to_tensor(
+                video[None] if isinstance(video, np.ndarray) and video.ndim == 4 else video
             )
         nl = blocks[number].block
         captured = {}
@@ -248,7 +245,7 @@ class Source:
         )
         try:
             with torch.no_grad():
-                output = model(to_tensor(video[None]))[0]
+                output = model(x)[0]
         finally:
             handle.remove()
         which = f", block {number} after {model.places[number]}" if len(blocks) > 1 else ""
@@ -256,3 +253,35 @@ class Source:
         source = cls.from_block(nl, captured["x"], video, **kwargs)
         source.model, source.checkpoint, source.output = model, ckpt, output
         return source
+
+
+# --------------------------------------------------------------------------- measured, on masks
+
+
+def attention_matrix(block: NonLocalBlock, features) -> np.ndarray:
+    """Every query's weights f(x_i, x_j) / C(x) at once, float64 (N, N'), for one input."""
+    check_tensor("features", features, block.dim + 2, "(1, C, ...)")
+    with torch.no_grad():
+        theta, phi, _ = copy.deepcopy(block).double().embed(features.detach().double()[:1])
+        w_f = None if block.w_f is None else block.w_f_vector.detach().double()
+        return affinity(block.pairwise, theta, phi, w_f=w_f, scale=block.scale)[0].numpy()
+
+
+def cover(masks, objects: int, cell: int) -> np.ndarray:
+    """The share of each ``cell`` x ``cell`` cell that each object covers: (T, H, W) masks
+    (-1 background) -> (T, H / cell, W / cell, objects + 1), the background last."""
+    masks = np.asarray(masks)
+    t, h, w = masks.shape
+    if h % cell or w % cell:
+        raise ValueError(f"cell: expected a divisor of the frames' {h} x {w}, got {cell}")
+    onehot = np.eye(objects + 1)[np.where(masks < 0, objects, masks)]
+    return onehot.reshape(t, h // cell, cell, w // cell, cell, objects + 1).mean((2, 4))
+
+
+def masses(weights, cover_j) -> np.ndarray:
+    """The share of each query's weight on each object: weights (Q, M), ``cover_j`` (M, K + 1)
+    -> (Q, K + 1). Signed weights (the dot product) count by their positive part, renormalised;
+    a query with no positive weight (a dead ReLU of concatenation) is a row of NaN."""
+    positive = np.clip(weights, 0, None)
+    total = positive.sum(1, keepdims=True)
+    return np.where(total > 0, positive @ cover_j / np.where(total > 0, total, 1), np.nan)

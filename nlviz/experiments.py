@@ -29,7 +29,7 @@ __all__ = ["PAPER_TOP1", "COLUMNS", "RUN_COLUMNS", "plan", "tables", "checkpoint
            "summarise", "read_csv", "run"]  # fmt: skip
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "data" / "results" / "ablation.csv"
+RESULTS = ROOT / "data" / "results" / "ablation.csv"  # "classify"; "track": track.csv
 CHECKPOINTS = ROOT / "data" / "checkpoints"
 COLUMNS = ("experiment", "model", "pairwise", "variant", "blocks", "top1_mean", "top1_std",
            "seeds", "device", "train_seconds")  # fmt: skip
@@ -38,7 +38,7 @@ RUN_COLUMNS = ("model", "pairwise", "variant", "blocks", "seed", "config", "val_
 INTS = {"blocks", "seeds", "seed"}
 FLOATS = {"top1_mean", "top1_std", "train_seconds", "val_acc", "test_acc"}
 VARIANT_BLOCKS = 3
-N_TEST = 1000
+N_TEST = {"classify": 1000, "track": 500}  # test videos
 
 # The paper's Kinetics top-1 (%), ResNet-50 C2D: Table 2a (1 block) and Table 2d (5 blocks).
 PAPER_TOP1 = {
@@ -54,10 +54,14 @@ PAPER_TOP1 = {
 }
 
 
-def plan() -> list[dict]:
+def plan(task: str = "classify") -> list[dict]:
     """The distinct models to train: C2D, 1 spacetime block of each pairwise function, and
-    ``VARIANT_BLOCKS`` embedded-Gaussian blocks in space, time and spacetime."""
+    ("classify") ``VARIANT_BLOCKS`` embedded-Gaussian blocks in space, time and spacetime."""
     models = [{"model": "C2D", "pairwise": "none", "variant": "none", "blocks": 0}]
+    if task == "track":
+        return models + [
+            {"model": "NL", "pairwise": p, "variant": "spacetime", "blocks": 1} for p in PAIRWISE
+        ]
     models += [
         {"model": "NL C2D", "pairwise": p, "variant": "spacetime", "blocks": 1} for p in PAIRWISE
     ]
@@ -67,8 +71,10 @@ def plan() -> list[dict]:
     ]
 
 
-def tables(models: list[dict]) -> list[tuple[str, dict]]:
-    """(experiment, model) rows of the two tables, the C2D baseline first in each."""
+def tables(models: list[dict], task: str = "classify") -> list[tuple[str, dict]]:
+    """(experiment, model) rows of the tables, the C2D baseline first in each."""
+    if task == "track":
+        return [("track", m) for m in models]
     rows = [("pairwise", m) for m in models if m["blocks"] <= 1]
     return rows + [("variant", m) for m in models if m["blocks"] in (0, VARIANT_BLOCKS)]
 
@@ -77,18 +83,19 @@ def _key(row: dict) -> tuple:
     return row["pairwise"], row["variant"], int(row["blocks"])
 
 
-def checkpoint_name(model: dict) -> str | None:
-    """``<pairwise>.pt`` for a 1-block spacetime model, ``<pairwise>_<n>blocks.pt`` for more."""
+def checkpoint_name(model: dict, task: str = "classify") -> str | None:
+    """``<pairwise>.pt`` for a 1-block spacetime model, ``<pairwise>_<n>blocks.pt`` for more;
+    ``track_<pairwise>.pt`` for "track"."""
     if model["variant"] != "spacetime":
         return None
     suffix = "" if model["blocks"] == 1 else f"_{model['blocks']}blocks"
-    return f"{model['pairwise']}{suffix}.pt"
+    return f"{'track_' * (task == 'track')}{model['pairwise']}{suffix}.pt"
 
 
-def summarise(runs: list[dict]) -> list[dict]:
-    """Rows of the runs CSV -> rows of ablation.csv (top-1 in %, sample std over seeds)."""
+def summarise(runs: list[dict], task: str = "classify") -> list[dict]:
+    """Rows of the runs CSV -> rows of the results CSV (accuracy in %, sample std over seeds)."""
     out = []
-    for experiment, m in tables(plan()):
+    for experiment, m in tables(plan(task), task):
         accs = [100 * float(r["test_acc"]) for r in runs if _key(r) == _key(m)]
         if not accs:
             continue
@@ -139,7 +146,7 @@ def train_one(config: str, model: dict, seed: int, device="auto", progress=True)
     if config not in _DATA:  # train/val/test data, generated once per process
         cfg = CONFIGS[config]
         _DATA.clear()
-        splits = {"train": cfg.n_train, "val": cfg.n_val, "test": N_TEST}
+        splits = {"train": cfg.n_train, "val": cfg.n_val, "test": N_TEST[cfg.task]}
         _DATA[config] = {split: make_data(cfg, split, n) for split, n in splits.items()}
     data = _DATA[config]
     pairwise = "embedded_gaussian" if model["pairwise"] == "none" else model["pairwise"]
@@ -186,14 +193,15 @@ def run(
     config="full",
     seeds=3,
     device="auto",
-    out=RESULTS,
+    out=None,
     checkpoints=CHECKPOINTS,
     overwrite=False,
     resume=False,
     jobs=1,
     threads=None,
 ) -> list[dict]:
-    """Train every model of ``plan()`` for ``seeds`` seeds; write the CSVs and checkpoints.
+    """Train every model of ``plan(task)`` for ``seeds`` seeds, the task of ``config`` ("full":
+    the ablation, "track-full": the track table); write the CSVs and checkpoints.
 
     Every output is claimed before the first run (``nlviz.utils.Output``): existing files are
     refused unless ``overwrite`` or ``resume`` (which keeps the runs already in the runs CSV).
@@ -205,9 +213,11 @@ def run(
     )
     threads = None if threads is None else check_int("threads", threads, minimum=1, maximum=256)
     replace = check_bool("overwrite", overwrite) or check_bool("resume", resume)
-    out = Path(out)
-    runs_path = out.with_name(out.stem + "_runs.csv")
-    names = sorted({checkpoint_name(m) for m in plan()} - {None})
+    task = CONFIGS[config].task
+    default = RESULTS if task == "classify" else RESULTS.with_name("track.csv")
+    out = default if out is None else Path(out)
+    runs_path, models = out.with_name(out.stem + "_runs.csv"), plan(task)
+    names = sorted({checkpoint_name(m, task) for m in models} - {None})
     folder = None if checkpoints is None else Path(checkpoints)
     paths = [out, runs_path] + ([folder / n for n in names] if folder else [])
     claims = []
@@ -222,18 +232,18 @@ def run(
             else []
         )
         done = {(*_key(r), r["seed"]) for r in runs}
-        todo = [(m, s) for s in range(seeds) for m in plan() if (*_key(m), s) not in done]
-        order = [_key(m) for m in plan()]
+        todo = [(m, s) for s in range(seeds) for m in models if (*_key(m), s) not in done]
+        order = [_key(m) for m in models]
         for row, ckpt in _runs(todo, config, device, jobs, threads):
             runs = sorted([*runs, row], key=lambda r: (r["seed"], order.index(_key(r))))
             claims[1].write(lambda fh, rs=runs: fh.write(_csv_bytes(rs, RUN_COLUMNS)))
             print(f"  {row['model']} {row['pairwise']}/{row['variant']} blocks={row['blocks']} "
                   f"seed={row['seed']}: test_acc={row['test_acc']:.3f} ({row['train_seconds']:.0f} s)",
                   file=sys.stderr, flush=True)  # fmt: skip
-            name = checkpoint_name(row)
+            name = checkpoint_name(row, task)
             if folder is not None and name and row["seed"] == 0:
                 claims[2 + names.index(name)].write(lambda fh, c=ckpt: torch.save(c, fh))
-        rows = summarise(runs)
+        rows = summarise(runs, task)
         claims[0].write(lambda fh: fh.write(_csv_bytes(rows, COLUMNS)))
     finally:
         for claim in claims:
@@ -249,7 +259,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", choices=tuple(CONFIGS), default="full")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    parser.add_argument("--out", default=str(RESULTS), help="the summary CSV")
+    parser.add_argument("--out", default=None, help="the summary CSV (default: data/results/)")
     parser.add_argument("--checkpoints", default=str(CHECKPOINTS), help="folder ('' for none)")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per run")

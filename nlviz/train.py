@@ -26,10 +26,20 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from nlviz.nets import VARIANTS, TrackNet, VideoNet
 from nlviz.pairwise import PAIRWISE, check_pairwise
-from nlviz.utils import Output, Parser, atomic_write, check_bool, check_choice, check_int
-from nlviz.utils import check_real, pick_device, seed_everything
-from nlviz.video import TASKS, VARIANTS, VideoNet, generate, to_tensor
+from nlviz.utils import (
+    Output,
+    Parser,
+    atomic_write,
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    pick_device,
+    seed_everything,
+)
+from nlviz.video import TASKS, generate, to_tensor, track_tensors
 
 __all__ = ["Config", "CONFIGS", "Result", "fit", "train", "evaluate", "make_data", "seal",
            "save_checkpoint", "read_checkpoint", "load_checkpoint"]  # fmt: skip
@@ -56,6 +66,7 @@ class Config:
     weight_decay: float = 1e-4
     data_seed: int = 0
     task: str = "classify"
+    objects: int = 4  # "track": the objects of a video, K
 
     def __post_init__(self) -> None:
         for name, top in LIMITS.items():
@@ -64,12 +75,16 @@ class Config:
         check_real("lr", self.lr, minimum=0, maximum=1, strict=True)
         check_real("weight_decay", self.weight_decay, minimum=0, maximum=1)
         check_choice("task", self.task, TASKS)
+        check_int("objects", self.objects, minimum=3, maximum=10)
 
 
 CONFIGS = {
     "tiny": Config(n_train=64, n_val=32, epochs=2, width=4, size=16, frames=4),
     "quick": Config(n_train=1500, n_val=300, epochs=4, width=8),
     "full": Config(n_train=6000, n_val=500, epochs=6, width=8),
+    "track-tiny": Config(32, 16, 1, width=8, frames=4, size=32, batch_size=16, task="track"),
+    "track-quick": Config(800, 100, 4, width=32, frames=4, size=48, batch_size=16, task="track"),
+    "track-full": Config(1500, 300, 5, width=32, frames=4, size=48, batch_size=16, task="track"),
 }
 
 
@@ -134,34 +149,58 @@ def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, des
     return history
 
 
-def make_data(config: Config, split: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` uint8 videos (n, T, H, W, 3) of ``split`` as a tensor, and their int64 labels."""
-    batch = generate(n, split=split, seed=config.data_seed, frames=config.frames, size=config.size)
-    return torch.from_numpy(batch.videos), torch.from_numpy(batch.labels)
+def make_data(config: Config, split: str, n: int) -> tuple[torch.Tensor, ...]:
+    """``n`` videos of ``split`` as tensors: uint8 videos (n, T, H, W, 3), then the labels
+    ("classify"), or the int8 masks and the (n, K) labels ("track")."""
+    kw = {"frames": config.frames, "size": config.size, "objects": config.objects}
+    batch = generate(n, task=config.task, split=split, seed=config.data_seed, **kw)
+    parts = (
+        (batch.videos, batch.labels)
+        if config.task == "classify"
+        else (batch.videos, batch.masks, batch.labels)
+    )
+    return tuple(torch.from_numpy(p) for p in parts)
 
 
 def _step(model, batch, device):
-    x, y = to_tensor(batch[0].numpy()).to(device), batch[1].to(device)
+    """Loss, right answers and count: of the videos ("classify"), or of the object pixels of
+    the frames other than the reference frame ("track": background pixels are ignored)."""
+    if len(batch) == 2:
+        x, y = to_tensor(batch[0].numpy()), batch[1]
+    else:
+        x, y = track_tensors(*batch)
+    x, y = x.to(device), y.to(device)
     logits = model(x).float()
-    return F.cross_entropy(logits, y), int((logits.argmax(1) == y).sum()), len(y)
+    counted = y >= 0
+    right = int(((logits.argmax(1) == y) & counted).sum())
+    return F.cross_entropy(logits, y, ignore_index=-1), right, int(counted.sum())
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, videos, labels, *, batch_size: int = 64) -> tuple[float, float]:
-    """(mean cross-entropy, top-1 accuracy) of ``model`` in eval mode on uint8 videos."""
+def evaluate(model: nn.Module, *data, batch_size: int = 64) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) in eval mode on tensors of ``make_data``: over the videos
+    ("classify") or over the object pixels of the frames but the reference frame ("track")."""
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    if not isinstance(videos, torch.Tensor) or not isinstance(labels, torch.Tensor):
-        raise TypeError(f"videos: expected uint8 and int64 tensors, got {type(videos).__name__}")
-    if len(videos) == 0 or len(videos) != len(labels):
-        raise ValueError(f"labels: expected one per video, got {len(labels)} for {len(videos)}")
+    if len(data) not in (2, 3) or not all(isinstance(t, torch.Tensor) for t in data):
+        raise TypeError(
+            f"videos: expected the tensors of make_data, got {[type(t).__name__ for t in data]}"
+        )
+    if len(data[0]) == 0 or any(len(t) != len(data[0]) for t in data):
+        raise ValueError(f"labels: expected one per video, got {[len(t) for t in data]}")
     device = next(model.parameters()).device
     model.eval()
-    loss, right = 0.0, 0
-    for i in range(0, len(labels), batch_size):
+    loss, right, count = 0.0, 0, 0
+    for i in range(0, len(data[0]), batch_size):
         with autocast(device):
-            out = _step(model, (videos[i : i + batch_size], labels[i : i + batch_size]), device)
-        loss, right = loss + out[0].item() * out[2], right + out[1]
-    return loss / len(labels), right / len(labels)
+            out = _step(model, tuple(t[i : i + batch_size] for t in data), device)
+        loss, right, count = loss + out[0].item() * out[2], right + out[1], count + out[2]
+    return loss / count, right / count
+
+
+def build_model(checkpoint: dict) -> nn.Module:
+    """The network a checkpoint describes: ``TrackNet`` for "track", else ``VideoNet``."""
+    net = TrackNet if checkpoint.get("kind") == "track" else VideoNet
+    return net(**checkpoint["model"])
 
 
 def _resolve(config, pairwise, variant, seed, blocks) -> tuple[str, Config, int]:
@@ -206,15 +245,15 @@ def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", 
         t0 = time.perf_counter()
         splits = {"train": config.n_train, "val": config.n_val}
         data = data or {split: make_data(config, split, n) for split, n in splits.items()}
-        (x, y), gen = data["train"], torch.Generator().manual_seed(seed)
+        tensors, gen = data["train"], torch.Generator().manual_seed(seed)
         seed_everything(seed)
-        arch = {"variant": variant, "pairwise": pairwise, "blocks": config.blocks}
-        model = VideoNet(**arch, width=config.width).to(dev)
-        arch["width"] = config.width
+        size = {"labels": config.objects} if config.task == "track" else {"blocks": config.blocks}
+        arch = {"variant": variant, "pairwise": pairwise, **size, "width": config.width}
+        model = build_model({"kind": config.task, "model": arch}).to(dev)
 
         def batches():
-            order = torch.randperm(len(y), generator=gen)
-            return [(x[i], y[i]) for i in order.split(config.batch_size)]
+            order = torch.randperm(len(tensors[0]), generator=gen)
+            return [tuple(t[i] for t in tensors) for i in order.split(config.batch_size)]
 
         def validate(model):
             return dict(zip(("val_loss", "val_acc"), evaluate(model, *data["val"]), strict=True))
@@ -226,7 +265,7 @@ def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", 
         )
         metrics = {"val_acc": history["val_acc"][-1], "val_loss": history["val_loss"][-1]}
         metrics["train_seconds"] = time.perf_counter() - t0
-        info = {"kind": "video", "model": arch, "config": dataclasses.asdict(config)}
+        info = {"kind": config.task, "model": arch, "config": dataclasses.asdict(config)}
         info |= {"config_name": name, "seed": seed, "device": dev.type, "metrics": metrics}
         ckpt = make_checkpoint(model, info, history)
         if out is not None:
@@ -295,7 +334,7 @@ def _check_fields(ckpt: dict, path) -> None:
 
 
 def read_checkpoint(path, build) -> tuple[nn.Module, dict]:
-    """Read and verify a checkpoint; ``build(model_config)`` makes its model (CPU, eval mode).
+    """Read and verify a checkpoint; ``build(checkpoint)`` makes its model (CPU, eval mode).
 
     Raises
     ------
@@ -320,7 +359,7 @@ def read_checkpoint(path, build) -> tuple[nn.Module, dict]:
         raise ValueError(f"path: {path} is not an nlviz checkpoint ({FORMAT}), got {got!r}")
     _check_fields(ckpt, path)
     try:
-        model = build(ckpt["model"])
+        model = build(ckpt)
     except (TypeError, ValueError) as err:
         raise ValueError(f"path: {path} describes an invalid model: {err}") from err
     if _digest(ckpt) != ckpt["digest"]:
@@ -333,9 +372,9 @@ def read_checkpoint(path, build) -> tuple[nn.Module, dict]:
     return model.eval(), ckpt
 
 
-def load_checkpoint(path) -> tuple[VideoNet, dict]:
-    """The ``VideoNet`` of a checkpoint of ``train`` (CPU, eval mode), and the checkpoint."""
-    return read_checkpoint(path, lambda arch: VideoNet(**arch))
+def load_checkpoint(path) -> tuple[nn.Module, dict]:
+    """The network of a checkpoint of ``train`` (CPU, eval mode), and the checkpoint."""
+    return read_checkpoint(path, build_model)
 
 
 def main(argv=None) -> int:

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from nlviz.video import VideoNet, _fold, _unfold, generate, to_tensor
+from nlviz.nets import _fold, _unfold
+from nlviz.video import VideoNet, generate, to_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """

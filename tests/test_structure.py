@@ -17,13 +17,14 @@ LAYERS = {
     "pairwise": 1,
     "plot": 1,
     "block": 2,
-    "video": 3,
-    "train": 4,
-    "experiments": 5,
-    "denoise": 5,
-    "attention": 5,
-    "figure3": 6,
-    "explorer": 7,
+    "nets": 3,
+    "video": 4,
+    "train": 5,
+    "experiments": 6,
+    "denoise": 6,
+    "attention": 6,
+    "figure3": 7,
+    "explorer": 8,
 }
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 

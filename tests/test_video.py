@@ -5,12 +5,11 @@ import pytest
 import torch
 from torch import nn
 
+from nlviz.nets import _fold, _unfold
 from nlviz.video import (
     PALETTE,
     PLACES,
     VideoNet,
-    _fold,
-    _unfold,
     count_parameters,
     generate,
     load_sample,
