@@ -9,12 +9,15 @@ from nlviz.nets import _fold, _unfold
 from nlviz.video import (
     PALETTE,
     PLACES,
+    REF,
+    TrackNet,
     VideoNet,
     count_parameters,
     generate,
     load_sample,
     save_sample,
     to_tensor,
+    track_tensors,
 )
 
 
@@ -189,3 +192,74 @@ def test_placement_and_parameter_counts():
         VideoNet(variant="spatial")
     with pytest.raises(ValueError, match="pairwise"):
         VideoNet(pairwise="cosine")
+
+
+# ------------------------------------------------------------------ the track task
+
+
+def test_track_videos_are_deterministic_masks_and_labels_agree():
+    a = generate(5, task="track", split="val", seed=2)
+    assert a.videos.shape == (5, 4, 48, 48, 3) and a.masks.shape == (5, 4, 48, 48)
+    assert a.task == "track" and a.labels.shape == (5, 4) and a.sprites.shape == (5, 4)
+    part = generate(2, task="track", split="val", seed=2, start=3)
+    np.testing.assert_array_equal(part.videos, a.videos[3:])
+    for v in range(5):
+        assert sorted(a.labels[v]) == [0, 1, 2, 3]  # a permutation, one label per object
+        assert len(set(a.sprites[v])) == 4  # four different photographs
+        for k in range(4):  # every object at least half visible in the reference frame
+            visible = (a.masks[v, REF] == k).sum() / (np.pi * a.radius[v, k] ** 2)
+            assert visible >= 0.5
+    background = a.masks == -1
+    assert 0.5 < background.mean() < 0.9  # objects are a good part of the picture
+
+
+def test_track_tensors_give_labels_in_the_reference_frame_only():
+    batch = generate(3, task="track", split="test")
+    x, target = track_tensors(batch.videos, batch.masks, batch.labels)
+    assert x.shape == (3, 7, 4, 48, 48) and x.is_contiguous() and target.dtype == torch.int64
+    onehot = x[:, 3:]
+    assert onehot[:, :, 1:].abs().sum() == 0  # nothing but frame REF = 0
+    for v in range(3):
+        for k in range(4):
+            label = batch.labels[v, k]
+            on = torch.from_numpy(batch.masks[v, 0] == k)
+            assert torch.equal(onehot[v, label, 0].bool(), on)  # the label's channel: the object
+            seen = torch.from_numpy(batch.masks[v, 1:] == k)
+            assert (target[v, 1:][seen] == label).all()
+    assert (target[:, 0] == -1).all() and (target[torch.from_numpy(batch.masks) < 0] == -1).all()
+
+
+def test_a_per_frame_track_network_sees_no_other_frame_and_is_frame_equivariant():
+    torch.manual_seed(0)
+    batch = generate(2, task="track", split="test", size=32)
+    x, _ = track_tensors(batch.videos, batch.masks, batch.labels)
+    per_frame = TrackNet(variant="none", width=8).eval()
+    y = x.clone()
+    y[:, :, 0] += 0.5  # change the reference frame (RGB and labels)
+    with torch.no_grad():
+        torch.testing.assert_close(per_frame(x)[:, :, 1:], per_frame(y)[:, :, 1:])
+        nl = TrackNet(width=8).eval()
+        for m in nl.modules():  # make the block's W_z non-zero
+            if isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+        assert not torch.allclose(nl(x)[:, :, 1:], nl(y)[:, :, 1:])  # the block relates frames
+        perm = torch.tensor([2, 0, 3, 1])  # the block has no positional code: frames permute
+        torch.testing.assert_close(
+            nl(x)[:, :, perm], nl(x[:, :, perm].contiguous()), atol=1e-5, rtol=1e-4
+        )
+
+
+def test_track_network_shapes_and_bad_input():
+    model = TrackNet(width=8, labels=3)
+    x = torch.randn(2, 6, 4, 32, 32)
+    out = model(x)
+    assert out.shape == (2, 3, 4, 32, 32)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert model.places == ["stem"] and len(model.nonlocal_blocks()) == 1
+    with pytest.raises(ValueError, match="x: expected 6 channels"):
+        model(torch.randn(2, 7, 4, 32, 32))
+    with pytest.raises(ValueError, match="variant"):
+        TrackNet(variant="space")
+    with pytest.raises(ValueError, match="objects"):
+        generate(2, task="track", objects=2)
