@@ -121,8 +121,9 @@ def test_block_input(x, error, match):
 
 def test_block_queries():
     block, x = NonLocalBlock(8, dim=3), torch.zeros(1, 8, 3, 4, 4)
-    for query, error in [((0, 0), ValueError), ((3, 0, 0), ValueError), ((0, True, 0), TypeError),
-                         ("abc", TypeError), ((0, 0.0, 0), TypeError), (None, TypeError)]:  # fmt: skip
+    cases = [((0, 0), ValueError), ((3, 0, 0), ValueError), ((0, True, 0), TypeError)]
+    cases += [("abc", TypeError), ((0, 0.0, 0), TypeError), (None, TypeError)]
+    for query, error in cases:
         with pytest.raises(error, match="^query:"):
             block.attention(x, query)
     with pytest.raises(ValueError, match="^spatial_shape"):
@@ -166,8 +167,8 @@ def test_video_tensors_and_networks(tmp_path):
         with pytest.raises(error, match=f"^{match}"):
             VideoNet(**kwargs)
     model = VideoNet(width=4)
-    for x, error in [(torch.zeros(1, 4, 4, 16, 16), ValueError), (torch.zeros(1, 3, 4, 16), ValueError),
-                     (torch.zeros(1, 3, 4, 16, 16).long(), TypeError)]:  # fmt: skip
+    cases = [(torch.zeros(1, 4, 4, 16, 16), ValueError), (torch.zeros(1, 3, 4, 16), ValueError)]
+    for x, error in [*cases, (torch.zeros(1, 3, 4, 16, 16).long(), TypeError)]:
         with pytest.raises(error, match="^x:"):
             model(x)
     (tmp_path / "not.npz").write_bytes(b"no zip")

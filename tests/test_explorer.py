@@ -16,10 +16,14 @@ from matplotlib.backend_bases import MouseEvent  # noqa: E402
 from nlviz import AffinityExplorer, NonLocalBlock  # noqa: E402
 from nlviz.attention import Geometry  # noqa: E402
 from nlviz.explorer import ERROR_CLASS, STATUS_CLASS  # noqa: E402
-from nlviz.figure3 import top_k  # noqa: E402
+from nlviz.figure3 import (  # noqa: E402
+    affinity_strip,
+    compare_sources,
+    figure3,
+    top_k,  # noqa: E402
+)
 from nlviz.nlm import nlm_weights  # noqa: E402
 from nlviz.pairwise import PAIRWISE  # noqa: E402
-from nlviz.figure3 import affinity_strip, compare_sources, figure3  # noqa: E402
 from nlviz.plot import save_figure  # noqa: E402
 
 T, C, GRID_H, GRID_W, STRIDE = 3, 8, 7, 5, 4  # odd grid: the pooled last row/column is cut
