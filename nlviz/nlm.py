@@ -50,9 +50,7 @@ def _as_planes(image, channel_axis):
         shapes = "(H, W, C) or (T, H, W, C)" if colour else "(H, W) or (T, H, W) (or channel_axis)"
         raise ValueError(f"image: expected {shapes}, got shape {arr.shape}")
     if colour and not -arr.ndim <= channel_axis < arr.ndim:
-        raise ValueError(
-            f"channel_axis: expected an axis in [{-arr.ndim}, {arr.ndim - 1}], got {channel_axis}"
-        )
+        raise ValueError(f"channel_axis: expected an axis of {arr.shape}, got {channel_axis}")
     if arr.size == 0:
         raise ValueError(f"image: expected a non-empty array, got shape {arr.shape}")
     check_finite("image", arr)
@@ -183,14 +181,8 @@ def nlm_shifts(planes: np.ndarray, r: int, pd: int, h: float, sigma: float) -> n
     return planes + half * (total[:C] / total[C])
 
 
-def denoise_nl_means(
-    image,
-    patch_size: int = 7,
-    patch_distance: int = 11,
-    h: float = 0.1,
-    sigma: float = 0.0,
-    channel_axis: int | None = None,
-) -> np.ndarray:
+def denoise_nl_means(image, patch_size=7, patch_distance=11, h=0.1, sigma=0.0,
+                     channel_axis=None) -> np.ndarray:  # fmt: skip
     """Non-local means denoising of an image (H, W) or a volume (T, H, W), gray or colour.
 
     Parameters
@@ -213,24 +205,16 @@ def denoise_nl_means(
     TypeError, ValueError
         On bad input; the message starts with the argument's name.
     """
-    planes, unplane, r, pd, h, sigma = _validate(
-        image, channel_axis, patch_size, patch_distance, h, sigma
-    )
+    args = _validate(image, channel_axis, patch_size, patch_distance, h, sigma)
+    planes, unplane, r, pd, h, sigma = args
     return unplane(nlm_shifts(planes, r, pd, h, sigma).astype(planes.dtype, copy=False))
 
 
 # ----------------------------------------------------------------------------- one position
 
 
-def nlm_weights(
-    image,
-    query,
-    patch_size: int = 7,
-    patch_distance: int = 11,
-    h: float = 0.1,
-    sigma: float = 0.0,
-    channel_axis: int | None = None,
-) -> np.ndarray:
+def nlm_weights(image, query, patch_size=7, patch_distance=11, h=0.1, sigma=0.0,
+                channel_axis=None) -> np.ndarray:  # fmt: skip
     """The weights w(i, j) that position ``query = i`` averages with, in float64.
 
     Parameters
@@ -249,9 +233,8 @@ def nlm_weights(
     TypeError, ValueError
         On bad input; the message starts with the argument's name.
     """
-    planes, _, r, pd, h, sigma = _validate(
-        image, channel_axis, patch_size, patch_distance, h, sigma
-    )
+    args = _validate(image, channel_axis, patch_size, patch_distance, h, sigma)
+    planes, _, r, pd, h, sigma = args
     C, *S = planes.shape
     q, k, nd = check_query(query, tuple(S)), 2 * r + 1, len(S)
     window = tuple(slice(max(0, i - pd), min(n, i + pd + 1)) for i, n in zip(q, S, strict=True))
@@ -270,22 +253,15 @@ def nlm_weights(
 # ----------------------------------------------------------------------------- the definition
 
 
-def nlm_loop(
-    image,
-    patch_size: int = 7,
-    patch_distance: int = 11,
-    h: float = 0.1,
-    sigma: float = 0.0,
-    channel_axis: int | None = None,
-) -> np.ndarray:
+def nlm_loop(image, patch_size=7, patch_distance=11, h=0.1, sigma=0.0,
+             channel_axis=None) -> np.ndarray:  # fmt: skip
     """Non-local means as its definition: for each position i, for each j in its window, the
     distance of the two patches, a weight, a weighted mean. A slow float64 reference
     (about 1e5 pairs per second) for small images; parameters, shapes and errors as in
     ``denoise_nl_means``, but the result is always float64.
     """
-    planes, unplane, r, pd, h, sigma = _validate(
-        image, channel_axis, patch_size, patch_distance, h, sigma
-    )
+    args = _validate(image, channel_axis, patch_size, patch_distance, h, sigma)
+    planes, unplane, r, pd, h, sigma = args
     planes = planes.astype(np.float64)
     C, *S = planes.shape
     k, nd = 2 * r + 1, len(S)
