@@ -85,7 +85,8 @@ class Geometry:
         _, height, width = self.frames_shape
         if not (-0.5 <= py <= height - 0.5 and -0.5 <= px <= width - 0.5):
             raise ValueError(
-                f"query: expected a pixel inside the {height}x{width} frame, got ({py:.1f}, {px:.1f}) (outside)"
+                f"query: expected a pixel inside the {height}x{width} frame, "
+                f"got ({py:.1f}, {px:.1f}) (outside)"
             )
         (sy, sx), (h, w) = self.stride, self.grid_shape
         y, x = math.floor((py + 0.5) / sy + 1e-9), math.floor((px + 0.5) / sx + 1e-9)
@@ -111,7 +112,8 @@ class Geometry:
         if w.shape != self.j_shape:
             raise ValueError(
                 f"{name}: expected shape (T', h', w') = {self.j_shape} for frames "
-                f"{self.frames_shape} and a {self.grid_shape} grid pooled by {self.pool}, got {w.shape}"
+                f"{self.frames_shape} and a {self.grid_shape} grid pooled by {self.pool}, "
+                f"got {w.shape}"
             )
         return w
 
@@ -167,7 +169,8 @@ class Source:
         check_tensor("features", features, block.dim + 2, layout)
         if features.shape[0] != 1 or features.shape[1] != block.in_channels:
             raise ValueError(
-                f"features: expected {layout} with C={block.in_channels} channels, got {tuple(features.shape)}"
+                f"features: expected {layout} with C={block.in_channels} channels, "
+                f"got {tuple(features.shape)}"
             )
         frames = as_frames(frames)
         t_count = features.shape[2] if block.dim == 3 else 1

@@ -104,7 +104,8 @@ def summarise(runs: list[dict], task: str = "classify") -> list[dict]:
                     "top1_mean": round(statistics.mean(accs), 2),
                     "top1_std": round(statistics.stdev(accs), 2) if len(accs) > 1 else 0.0,
                     "seeds": len(accs), "device": "+".join(sorted({r["device"] for r in mine})),
-                    "train_seconds": round(sum(float(r["train_seconds"]) for r in mine), 1)})  # fmt: skip
+                    "train_seconds": round(sum(float(r["train_seconds"]) for r in mine), 1),
+                    })  # fmt: skip
     return out
 
 
@@ -151,7 +152,8 @@ def train_one(config: str, model: dict, seed: int, device="auto", progress=True)
     data = _DATA[config]
     pairwise = "embedded_gaussian" if model["pairwise"] == "none" else model["pairwise"]
     result = train(CONFIGS[config], pairwise=pairwise, variant=model["variant"],
-                   blocks=model["blocks"], seed=seed, device=device, data=data, progress=progress)  # fmt: skip
+                   blocks=model["blocks"], seed=seed, device=device, data=data,
+                   progress=progress)  # fmt: skip
     test_acc = evaluate(result.model, *data["test"])[1]
     metrics = {**result.checkpoint["metrics"], "test_acc": float(test_acc)}
     ckpt = seal({**result.checkpoint, "metrics": metrics, "config_name": config})
@@ -188,18 +190,14 @@ def _runs(todo, config, device, jobs, threads):
             pool.shutdown(cancel_futures=True)
 
 
-def run(
-    *,
-    config="full",
-    seeds=3,
-    device="auto",
-    out=None,
-    checkpoints=CHECKPOINTS,
-    overwrite=False,
-    resume=False,
-    jobs=1,
-    threads=None,
-) -> list[dict]:
+def _report(row: dict) -> None:
+    print(f"  {row['model']} {row['pairwise']}/{row['variant']} blocks={row['blocks']} "
+          f"seed={row['seed']}: test_acc={row['test_acc']:.3f} "
+          f"({row['train_seconds']:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+
+
+def run(*, config="full", seeds=3, device="auto", out=None, checkpoints=CHECKPOINTS,
+        overwrite=False, resume=False, jobs=1, threads=None) -> list[dict]:  # fmt: skip
     """Train every model of ``plan(task)`` for ``seeds`` seeds, the task of ``config`` ("full":
     the ablation, "track-full": the track table); write the CSVs and checkpoints.
 
@@ -237,9 +235,7 @@ def run(
         for row, ckpt in _runs(todo, config, device, jobs, threads):
             runs = sorted([*runs, row], key=lambda r: (r["seed"], order.index(_key(r))))
             claims[1].write(lambda fh, rs=runs: fh.write(_csv_bytes(rs, RUN_COLUMNS)))
-            print(f"  {row['model']} {row['pairwise']}/{row['variant']} blocks={row['blocks']} "
-                  f"seed={row['seed']}: test_acc={row['test_acc']:.3f} ({row['train_seconds']:.0f} s)",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            _report(row)
             name = checkpoint_name(row, task)
             if folder is not None and name and row["seed"] == 0:
                 claims[2 + names.index(name)].write(lambda fh, c=ckpt: torch.save(c, fh))

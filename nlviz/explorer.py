@@ -301,7 +301,8 @@ class AffinityExplorer:
         py, px = self.geometry.pixel_of_cell(y, x)
         self.fig.suptitle(f"{names}: query (t, y, x) = ({t}, {y}, {x})", fontsize=10)
         self.status.value = (f"{names}: query (t, y, x) = ({t}, {y}, {x}), pixel (y, x) = "
-                             f"({py:.0f}, {px:.0f}); top-{self._k} j, max weight {weights[0].max():.3g}")  # fmt: skip
+                             f"({py:.0f}, {px:.0f}); top-{self._k} j, "
+                             f"max weight {weights[0].max():.3g}")  # fmt: skip
         self.status.remove_class(ERROR_CLASS)
         self._sync()
         if type(self.fig.canvas).draw_idle is not FigureCanvasBase.draw_idle:

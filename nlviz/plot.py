@@ -121,7 +121,8 @@ def show_weights(image, weights, query, ax=None, *, log=True, floor=1e-4, vmax=N
 
 
 def image_grid(images, titles=None, ncols=4, *, size=2.6, cmap="gray", vmin=0.0, vmax=1.0,
-               suptitle=None, colorbar=False, colorbar_label="intensity (0 = black, 1 = white)"):  # fmt: skip
+               suptitle=None, colorbar=False,
+               colorbar_label="intensity (0 = black, 1 = white)"):  # fmt: skip
     """Images side by side with titles, ``ncols`` per row, axes off; ``colorbar`` adds one
     bar shared by the grid. Returns ``(fig, axes)``, axes a 2-D array (unused cells hidden)."""
     if isinstance(images, np.ndarray) or not isinstance(images, list | tuple):

@@ -154,12 +154,8 @@ def make_data(config: Config, split: str, n: int) -> tuple[torch.Tensor, ...]:
     ("classify"), or the int8 masks and the (n, K) labels ("track")."""
     kw = {"frames": config.frames, "size": config.size, "objects": config.objects}
     batch = generate(n, task=config.task, split=split, seed=config.data_seed, **kw)
-    parts = (
-        (batch.videos, batch.labels)
-        if config.task == "classify"
-        else (batch.videos, batch.masks, batch.labels)
-    )
-    return tuple(torch.from_numpy(p) for p in parts)
+    parts = (batch.masks, batch.labels) if config.task == "track" else (batch.labels,)
+    return tuple(torch.from_numpy(p) for p in (batch.videos, *parts))
 
 
 def _step(model, batch, device):
@@ -382,9 +378,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", choices=tuple(CONFIGS), default="quick")
     parser.add_argument("--pairwise", choices=PAIRWISE, default="embedded_gaussian")
     parser.add_argument("--variant", choices=VARIANTS, default="spacetime")
-    parser.add_argument(
-        "--blocks", type=int, default=None, help="non-local blocks (default: config)"
-    )
+    parser.add_argument("--blocks", type=int, default=None, help="NL blocks (default: config)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
