@@ -229,8 +229,8 @@ class Source:
         if isinstance(batch, VideoBatch):
             one = batch[check_int("index", index, minimum=0, maximum=len(batch) - 1) :][:1]
         else:
-            one = batch if ckpt["kind"] != "track" else None
-        if ckpt["kind"] == "track":
+            one = batch if ckpt.get("kind") != "track" else None
+        if ckpt.get("kind") == "track":
             if not isinstance(one, VideoBatch) or one.task != "track":
                 raise ValueError(
                     f"batch: expected a VideoBatch of the track task, got {type(batch).__name__}"
