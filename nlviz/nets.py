@@ -56,13 +56,14 @@ class BasicBlock(nn.Module):
 class NonLocalVideo(nn.Module):
     """A ``NonLocalBlock`` on a video feature map (B, C, T, H, W): "spacetime" (dim 3, j over
     all T H W positions), "space" (dim 2, j in the same frame) or "time" (dim 1, j at the same
-    (y, x) in every frame)."""
+    (y, x) in every frame). phi and g are max-pooled 2 x 2 in space only (paper Sec. 3.3), so the
+    "time" block does not subsample."""
 
     def __init__(self, channels: int, variant: str, pairwise: str) -> None:
         super().__init__()
         self.variant = check_choice("variant", variant, VARIANTS[:3])
         dim = {"spacetime": 3, "space": 2, "time": 1}[variant]
-        self.block = NonLocalBlock(channels, pairwise=pairwise, dim=dim)
+        self.block = NonLocalBlock(channels, pairwise=pairwise, dim=dim, subsample=dim != 1)
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, t, h, w = x.shape
