@@ -1,5 +1,6 @@
 """nlviz.train and nlviz.experiments: a tiny run learns, checkpoints round-trip, the CLIs."""
 
+import json
 import os
 import subprocess
 import sys
@@ -373,25 +374,53 @@ time.sleep(120)
 """
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("nlviz.train", "--config", "tiny", "--out", "a.pt", "--seed", "-1"), "--seed: expected"),
-        (("nlviz.train", "--config", "nope", "--out", "a.pt"), "--config: invalid choice"),
-        (("nlviz.train", "--config", "tiny", "--out", "a.pt", "--blocks", "9"), "--blocks"),
-        (("nlviz.train", "--config", "tiny", "--out", "."), "--out: expected a file path"),
-        (("nlviz.experiments", "--config", "tiny", "--seeds", "0"), "--seeds: expected"),
-        (("nlviz.experiments", "--config", "tiny", "--threads", "0"), "--threads: expected"),
-        (("nlviz.video", "--n", "-1"), "--n: expected"),
-        (("nlviz.video", "--out", "s.npz", "--frobnicate"), "unrecognized arguments"),
-    ],
-)
-def test_cli_errors_are_one_line_and_exit_2(tmp_path, args, message):
-    proc = _cli(*args, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+CLI_ERRORS = [
+    (("nlviz.train", "--config", "tiny", "--out", "a.pt", "--seed", "-1"), "--seed: expected"),
+    (("nlviz.train", "--config", "nope", "--out", "a.pt"), "--config: invalid choice"),
+    (("nlviz.train", "--config", "tiny", "--out", "a.pt", "--blocks", "9"), "--blocks"),
+    (("nlviz.train", "--config", "tiny", "--out", "."), "--out: expected a file path"),
+    (("nlviz.experiments", "--config", "tiny", "--seeds", "0"), "--seeds: expected"),
+    (("nlviz.experiments", "--config", "tiny", "--threads", "0"), "--threads: expected"),
+    (("nlviz.video", "--n", "-1"), "--n: expected"),
+    (("nlviz.video", "--out", "s.npz", "--frobnicate"), "unrecognized arguments"),
+]
+
+# One interpreter runs every command's main() as `python -m` would (argv, stderr, exit status),
+# so that the eight cases cost one import of torch; an exception escaping main() fails the case.
+RUN_MAINS = """
+import contextlib, importlib, io, json, sys, traceback
+out = []
+for module, *argv in json.loads(sys.argv[1]):
+    err, code = io.StringIO(), 0
+    with contextlib.redirect_stderr(err):
+        try:
+            importlib.import_module(module).main(argv)
+        except SystemExit as stop:
+            code = stop.code
+        except BaseException:
+            code, _ = "raised", traceback.print_exc()
+    out.append([code, err.getvalue()])
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def cli_errors(tmp_path_factory):
+    cases = json.dumps([list(args) for args, _ in CLI_ERRORS])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", RUN_MAINS, cases], env=env, text=True,
+                          cwd=tmp_path_factory.mktemp("cli"), capture_output=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", range(len(CLI_ERRORS)))
+def test_cli_errors_are_one_line_and_exit_2(cli_errors, case):
+    (code, stderr), message = cli_errors[case], CLI_ERRORS[case][1]
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], stderr
+    assert "Traceback" not in stderr
 
 
 def test_resume_with_a_corrupt_runs_csv_is_one_line(tmp_path):
