@@ -145,26 +145,7 @@ def test_the_unanswered_stub_reads_as_not_attempted(n):
 # --------------------------------------------------------------------------- notebook rules
 
 
-def test_setup_cell_picks_the_device_and_prints_it_once():
-    code = _cells("code")
-    setup = _source(code[0])
-    assert setup.splitlines()[0] == IGNORE
-    assert "pick_device()" in setup and re.search(r"print\(.*device", setup)
-    assert not [c for c in code[1:] if "pick_device(" in _source(c)]
-
-
-def test_nbval_ignore_output_is_alone_on_the_first_line():
-    for cell in _cells("code"):
-        text = _source(cell)
-        if "NBVAL_IGNORE_OUTPUT" in text:
-            assert text.splitlines()[0] == IGNORE, text.splitlines()[0]
-
-
-def test_committed_executed_in_order_without_errors():
-    code = _cells("code")
-    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
-    for cell in code:
-        assert not [o for o in cell["outputs"] if o["output_type"] == "error"], _source(cell)[:80]
+# (the rules of every notebook, device, NBVAL markers, order, errors: test_notebook_rules.py)
 
 
 def test_no_timer_at_all():

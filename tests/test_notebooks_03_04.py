@@ -1,9 +1,6 @@
-"""Notebooks 03 and 04, checked without running them: the rules of notebooks 01 and 02, and
-every exercise check against its solution and against plausible wrong answers.
+"""Notebooks 03 and 04, checked without running them (the rules of every notebook are in
+test_notebook_rules.py): every exercise check against its solution and plausible wrong answers.
 
-- no assert depends on a timing; the setup cell picks the device with ``pick_device()`` and
-  prints it under NBVAL_IGNORE_OUTPUT, alone on the first line of its cell;
-- committed executed, execution counts 1, 2, 3, ...; an exercise's solution ends its own cell;
 - each ``check_exercise_<n>`` accepts the notebook's solution, rejects the usual mistakes, and
   turns the unanswered stub's NotImplementedError into an AssertionError caused by it (the
   notebook's "not attempted yet" cell relies on that);
@@ -20,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_notebooks_01_02 import IGNORE, _cells, _follow, _python, _source
+from test_notebook_rules import _cells, _source
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NB03 = NOTEBOOKS / "03_nonlocal_block.ipynb"
@@ -31,57 +28,6 @@ FENCE = re.compile(r"```python\n(.*?)```", re.S)
 
 def _all_cells(path: Path) -> list[dict]:
     return json.loads(path.read_text(encoding="utf-8"))["cells"]
-
-
-@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
-def test_no_assert_depends_on_a_timing(path):
-    timed: set[str] = set()
-    bad: list[str] = []
-    for cell in _cells(path, "code"):
-        _follow(_python(cell).body, timed, bad)
-    assert not bad, f"{path.name}: asserts use timings {sorted(set(bad))}"
-
-
-@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
-def test_setup_cell_picks_the_device_and_prints_it_once(path):
-    code = _cells(path, "code")
-    setup = _source(code[0])
-    assert setup.splitlines()[0] == IGNORE
-    assert "pick_device()" in setup and re.search(r"print\(.*device", setup)
-    later = [c for c in code[1:] if "pick_device(" in _source(c)]
-    assert not later, f"{path.name}: the device is picked again after the setup cell"
-
-
-@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
-def test_nbval_ignore_output_is_alone_on_the_first_line(path):
-    for cell in _cells(path, "code"):
-        text = _source(cell)
-        if "NBVAL_IGNORE_OUTPUT" in text:
-            assert text.splitlines()[0] == IGNORE, text.splitlines()[0]
-
-
-@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
-def test_committed_executed_in_order(path):
-    counts = [c["execution_count"] for c in _cells(path, "code")]
-    assert counts == list(range(1, len(counts) + 1))
-    errors = [o for c in _cells(path, "code") for o in c["outputs"] if o["output_type"] == "error"]
-    assert not errors, f"{path.name}: committed with an error"
-
-
-@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
-def test_solutions_end_their_own_cell(path):
-    for cell in _cells(path, "markdown"):
-        text = _source(cell)
-        if "<details>" in text:
-            assert text.rstrip().endswith("</details>"), text[:80]
-            assert "### Exercise" not in text and "## Summary" not in text, text[:80]
-
-
-@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
-def test_the_paper_equations_keep_their_numbers(path):
-    markdown = "\n".join(_source(c) for c in _cells(path, "markdown"))
-    tags = re.findall(r"\\tag\{([^}]*)\}", markdown)
-    assert all(t in {"1", "2", "3", "4", "5", "6"} for t in tags), tags
 
 
 # ---- the exercise checks ---------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""Notebook rules checked on notebooks 01 and 02 without running them (issues 10 and 12).
+"""Notebook rules, checked on every notebook without running it (issues 10 and 12).
 
 - no assert depends on a timing (a laptop, a loaded CI machine or a GPU must not fail a cell);
 - the setup cell picks the device with ``pick_device()`` and prints it under NBVAL_IGNORE_OUTPUT,
   and NBVAL_IGNORE_OUTPUT is always alone on the first line of its cell;
 - committed executed, execution counts 1, 2, 3, ...;
-- an exercise's solution ends its own cell; notebook 01 names its own equations with words, so
-  that they cannot be taken for the paper's Eq. 1-6.
+- committed without an error output; an exercise's solution ends its own cell;
+- notebook 01 names its own equations with words, so that they cannot be taken for the paper's
+  Eq. 1-6, and the other notebooks number only the paper's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-PATHS = [NOTEBOOKS / "01_nonlocal_means.ipynb", NOTEBOOKS / "02_pairwise_functions.ipynb"]
+PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 TIMERS = {"perf_counter", "time", "monotonic", "process_time", "best_time", "best_ms"}
 IGNORE = "# NBVAL_IGNORE_OUTPUT"
 
@@ -147,6 +148,8 @@ def test_nbval_ignore_output_is_alone_on_the_first_line(path):
 def test_committed_executed_in_order(path):
     counts = [c["execution_count"] for c in _cells(path, "code")]
     assert counts == list(range(1, len(counts) + 1))
+    errors = [o for c in _cells(path, "code") for o in c["outputs"] if o["output_type"] == "error"]
+    assert not errors, f"{path.name}: committed with an error"
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
@@ -160,7 +163,15 @@ def test_solutions_end_their_own_cell(path):
 
 def test_notebook_01_names_its_own_equations():
     markdown = "\n".join(_source(c) for c in _cells(PATHS[0], "markdown"))
+    assert PATHS[0].name.startswith("01_")
     tags = re.findall(r"\\tag\{([^}]*)\}", markdown)
     assert tags, "notebook 01 names its equations with \\tag{...}"
     assert not [t for t in tags if re.fullmatch(r"[\d\s.]+", t)], tags
     assert not re.search(r"Eq\. \(\d", markdown), "numbered references are the paper's"
+
+
+@pytest.mark.parametrize("path", PATHS[1:], ids=lambda p: p.stem[:2])
+def test_the_paper_equations_keep_their_numbers(path):
+    markdown = "\n".join(_source(c) for c in _cells(path, "markdown"))
+    tags = re.findall(r"\\tag\{([^}]*)\}", markdown)
+    assert all(t in {"1", "2", "3", "4", "5", "6"} for t in tags), tags
