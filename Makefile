@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with nbval-sanitize.cfg
-LINTED := nlviz tests benchmarks notebooks
+LINTED := nlviz tests benchmarks notebooks site
 
 .PHONY: lab test lint unit notebooks browser execute clean gpu-check
 

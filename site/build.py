@@ -9,8 +9,8 @@ served from site/node_modules (npm), the theme's files come with its Python pack
 
 Live widgets (ipywidgets) need a kernel, so the copies trade each widget output for a short
 note that says how to run it (`make lab`), and keep the static images the notebook shows
-beside it. A source file is rewritten only when its content changes, so a second build
-re-reads nothing that did not change.
+beside it; they also drop nbval's `# NBVAL_...` marker lines from the code. A source file is
+rewritten only when its content changes, so a second build re-reads nothing that did not change.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ MATHJAX = SITE / "node_modules" / "mathjax"
 WIDGET = "application/vnd.jupyter.widget-view+json"
 # relative link targets in README.md: [text](target) and <img src="target">
 LINK = re.compile(r"\]\((?P<target>[^)\s#]+)(?:#[^)\s]*)?\)")
+# nbval's markers (``# NBVAL_IGNORE_OUTPUT``): for the test suite, not for a reader
+NBVAL_MARKER = re.compile(r"^# NBVAL_[A-Z_]+[ \t]*\n?", re.M)
 
 
 def notebooks(root: Path = ROOT) -> list[Path]:
@@ -124,6 +126,7 @@ def static_notebook(nb: dict, name: str) -> tuple[dict, int]:
             cell["source"] = dollar_math("".join(cell["source"]))
         if cell["cell_type"] != "code":
             continue
+        cell["source"] = NBVAL_MARKER.sub("", "".join(cell["source"]))
         pictures = [static_picture(out.get("data", {})) for out in cell.get("outputs", [])]
         has_image = any(pictures)
         outputs = []

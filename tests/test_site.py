@@ -5,8 +5,9 @@ Builds the site (site/build.py, what `make site` runs) into a temporary folder, 
 driven by Playwright for Python. Every request that leaves the local server is blocked and
 fails the test: the site must work offline. Checks, per notebook page: no console error, one
 loaded <img> per image/png output of the .ipynb (same pixel sizes), math typeset by MathJax
-with no error and no raw TeX left in the text, a note (not the text fallback) for each widget,
-how to run it; then the search, that every local href and src answers 200, and a screenshot.
+with no error and no raw TeX left in the text, every exercise's solution collapsed until
+clicked, a note (not the text fallback) for each widget, how to run it; then the search, that
+every local href and src answers 200, and a screenshot.
 Run: ``make site-test`` (``.ci/run`` does, after ``make test``): it installs the site's
 packages, then runs this file. Skips where chromium or playwright is missing (``.ci/run``
 installs both); elsewhere, skips where the site's packages are missing, unless
@@ -92,6 +93,8 @@ def _expected(notebook: Path) -> dict:
         "pngs": sorted(size for o in outputs for size in _shown_pngs(o.get("data", {}))),
         "widgets": sum(WIDGET in o.get("data", {}) for o in outputs),
         "math": bool(re.search(r"\$|\\\(|\\\[|\\begin\{", markdown)),
+        "details": markdown.count("<details>"),
+        "solutions": markdown.count("<details><summary>Solution</summary>"),
     }
 
 
@@ -306,6 +309,8 @@ def test_notebook_page(visit, notebook):
     article = page.locator("article.bd-article")
     assert page.locator(".cell_input").count() > 0, "no code cells on the page"
     assert page.locator(".cell_input .highlight pre").count() > 0, "code is not highlighted"
+    code = "\n".join(page.locator(".cell_input").all_inner_texts())
+    assert "NBVAL_" not in code, "nbval's markers are shown to the reader"
 
     # one loaded <img> per PNG output, with the PNG's own size
     images = page.eval_on_selector_all(
@@ -332,6 +337,18 @@ def test_notebook_page(visit, notebook):
     assert not WIDGET_TEXT.search(everything), WIDGET_TEXT.search(everything)
     scripts = page.eval_on_selector_all("script[src]", "els => els.map(e => e.src)")
     assert not [s for s in scripts if re.search(r"widget|require", s)], scripts
+
+    # exercises: each solution (and each aside) collapsed until the reader opens it
+    details = page.locator("article details")
+    assert details.count() == expected["details"], details.count()
+    summaries = details.locator("summary").all_inner_texts()
+    assert [t.strip() for t in summaries].count("Solution") == expected["solutions"], summaries
+    for k in range(details.count()):
+        body = details.nth(k).locator("pre, p").first
+        assert details.nth(k).get_attribute("open") is None, f"shown open: {summaries[k]}"
+        assert not body.is_visible(), f"collapsed, yet its text shows: {summaries[k]}"
+        details.nth(k).locator("summary").click()
+        assert body.is_visible(), f"does not open: {summaries[k]}"
 
     # how to run it: make lab, and the notebook itself to download
     assert "make lab" in page.locator(".admonition", has_text="Run this notebook").inner_text()
