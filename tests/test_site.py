@@ -1,13 +1,13 @@
 """The course's website: built from the committed notebooks, checked in a real browser.
 
 Builds the site (site/build.py, what `make site` runs) into a temporary folder, serves it with
-``python -m http.server`` on 127.0.0.1 and opens every page in Debian's headless Chromium
-driven by Playwright for Python. Every request that leaves the local server is blocked and
-fails the test: the site must work offline. Checks, per notebook page: no console error, one
-loaded <img> per image/png output of the .ipynb (same pixel sizes), math typeset by MathJax
-with no error and no raw TeX left in the text, every exercise's solution collapsed until
-clicked, a note (not the text fallback) for each widget, how to run it; then the search, that
-every local href and src answers 200, and a screenshot.
+``python -m http.server`` on 127.0.0.1, under a sub-path as GitHub Pages does, and opens every
+page in Debian's headless Chromium driven by Playwright for Python. Every request that leaves
+the site is blocked and fails the test: the site must work offline. Checks, per notebook page:
+no console error, one loaded <img> per image/png output of the .ipynb (same pixel sizes), math
+typeset by MathJax with no error and no raw TeX left in the text, every exercise's solution
+collapsed until clicked, a note (not the text fallback) for each widget, how to run it; then
+the search, that every local href and src answers 200, and a screenshot.
 Run: ``make site-test`` (``.ci/run`` does, after ``make test``): it installs the site's
 packages, then runs this file. Skips where chromium or playwright is missing (``.ci/run``
 installs both); elsewhere, skips where the site's packages are missing, unless
@@ -168,7 +168,10 @@ def site(tmp_path_factory, sync_playwright):
 
 @pytest.fixture(scope="module")
 def server(site):
-    """python -m http.server on the built site, in its own process group."""
+    """python -m http.server in its own process group, with the site under a sub-path.
+
+    GitHub Pages serves a project's site at https://<user>.github.io/<repository>/: the site
+    is served here at /html/, so a link or a request to the host's root fails the tests."""
     port = _free_port()
     proc = subprocess.Popen(
         [
@@ -178,14 +181,14 @@ def server(site):
             "--bind",
             "127.0.0.1",
             "--directory",
-            str(site),
+            str(site.parent),
             str(port),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{port}/{site.name}/"
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -397,8 +400,8 @@ def test_local_links_resolve(site, server):
     for page, target, fragment in anchors:
         if target in ids:
             assert fragment in ids[target], f"{page}: #{fragment} is not on {target}"
-    pages = {urlparse(p).path for p in seen_pages}
-    assert {f"/notebooks/{nb.stem}.html" for nb in NOTEBOOKS} <= pages
+    pages = {p[len(server) :] for p in seen_pages}
+    assert {f"notebooks/{nb.stem}.html" for nb in NOTEBOOKS} <= pages
     assert len(checked) > 20
 
 
