@@ -2,7 +2,7 @@
 BM3D and the three committed learned denoisers of ``nlviz.denoise``, on its evaluation images.
 
     python benchmarks/bench_denoise.py [--out data/results/denoise.csv] [--threads 1]
-                                       [--checkpoints data/checkpoints]
+                                       [--checkpoints data/checkpoints] [--overwrite]
 
 Images: the four 256 x 256 grey crops of ``nlviz.denoise.EVAL_IMAGES`` (camera, astronaut,
 brick, chelsea), none of them seen in training; Gaussian noise sigma 15, 25, 50 of 255, noise
@@ -16,7 +16,10 @@ grid ``H_GRID``; patch size and search radius per sigma (``NLM_PATCHES``) came f
 sweep on the same training columns. The sweep goes to ``denoise_nlm_tuning.csv`` beside
 ``--out``. Floors (printed): the non-local denoisers beat NLM by >= 1 dB at sigma 25.
 Published anchors (BSD68, sigma 25): BM3D 28.57, DnCNN 29.23, NLRN 29.41 dB; the images and
-the training budget here differ, so compare the order, not the numbers.
+the training budget here differ, so compare the order, not the numbers. Every row records the
+CPU that measured it; a network's rows record its checkpoint's fingerprint
+(``tests/test_fingerprints.py`` checks them against the committed checkpoints). Existing
+outputs are refused unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.restoration import denoise_nl_means as sk_nl_means
 
 from nlviz import denoise as D
+from nlviz.fingerprint import machine
 from nlviz.nlm import denoise_nl_means
 from nlviz.utils import atomic_write
 
@@ -43,6 +47,7 @@ NLM_PATCHES = {15: (5, 11), 25: (5, 11), 50: (7, 11)}  # sigma: (patch_size, pat
 NLM = {"NLM (nlviz)": denoise_nl_means, "NLM (skimage)": sk_nl_means}
 CNNS = {"CNN plain": "plain", "CNN non-local": "nonlocal", "CNN windowed": "windowed"}
 EVAL_SEED = 1  # validation and NLM tuning use 0
+FINGERPRINTS: dict[str, str] = {}  # filled by methods(): each network's checkpoint fingerprint
 ANCHORS = {"BM3D": 28.57, "DnCNN": 29.23, "NLRN": 29.41}  # BSD68, sigma 25
 
 
@@ -82,8 +87,9 @@ def methods(choice: dict, checkpoints: Path) -> dict:
         table[name] = lambda v, sigma, n=name: nlm(n, v, sigma, choice[n, sigma])
     table["BM3D"] = lambda v, sigma: bm3d.bm3d(v, sigma_psd=sigma / 255)
     for name, variant in CNNS.items():
-        model = D.load_checkpoint(checkpoints / f"denoiser_{variant}.pt")[0]
+        model, ckpt = D.load_checkpoint(checkpoints / f"denoiser_{variant}.pt")
         table[name] = lambda v, sigma, m=model: D.denoise(v, sigma / 255, m)
+        FINGERPRINTS[name] = ckpt["fingerprint"]
     return table
 
 
@@ -101,17 +107,18 @@ def measure(table: dict, choice: dict) -> list[dict]:
                 params = f"h={choice[name, sigma]} sigma" if name in NLM else ""
                 rows.append({"image": image, "sigma": sigma, "method": name,
                              "psnr": round(psnr(u, x), 3), "ssim": round(float(ssim), 4),
-                             "seconds": round(seconds, 3), "params": params})  # fmt: skip
+                             "seconds": round(seconds, 3), "params": params, "cpu": machine(),
+                             "fingerprint": FINGERPRINTS.get(name, "")})  # fmt: skip
         print(f"measured {image}", flush=True)
     return rows
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
+def write_csv(rows: list[dict], path: Path, overwrite: bool) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write(path, lambda fh: fh.write(text.getvalue().encode()), overwrite=True)
+    atomic_write(path, lambda fh: fh.write(text.getvalue().encode()), overwrite=overwrite)
 
 
 def summary(rows: list[dict]) -> None:
@@ -138,13 +145,17 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "data" / "results" / "denoise.csv"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--checkpoints", default=str(D.CHECKPOINTS), help="denoiser_*.pt folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing CSVs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
+    outputs = (out.with_name("denoise_nlm_tuning.csv"), out)
+    if not args.overwrite and any(p.exists() for p in outputs):
+        parser.error(f"--out: {[str(p) for p in outputs if p.exists()]} exist; add --overwrite")
     choice, tuning = tune_nlm()
-    write_csv(tuning, out.with_name("denoise_nlm_tuning.csv"))
+    write_csv(tuning, outputs[0], args.overwrite)
     rows = measure(methods(choice, Path(args.checkpoints)), choice)
-    write_csv(rows, out)
+    write_csv(rows, out, args.overwrite)
     summary(rows)
     print(f"wrote {out}")
 

@@ -15,7 +15,9 @@ quarter of an epoch, and after every epoch, with the loss and the validation acc
 each epoch. After the last epoch it measures the test accuracy on the ablation's 1000 test
 videos and compares both accuracies with the seed's committed row (tolerance 1e-3); the CSV
 records the committed values and whether the rerun matched them (``--require-match``: write
-nothing unless every seed matched). Output: ``data/results/concatenation_live_pairs.csv``,
+nothing unless every seed matched), the CPU that ran it and the run's fingerprint
+(``nlviz.train.run_fingerprint``: ``tests/test_fingerprints.py`` checks it against today's code
+and the ablation's row). Output: ``data/results/concatenation_live_pairs.csv``,
 written atomically, refused if it exists unless ``--overwrite``. About 100-150 s of CPU per
 run.
 """
@@ -35,8 +37,9 @@ import torch
 import torch.nn.functional as F
 
 from nlviz.experiments import N_TEST, RUN_COLUMNS, read_csv
+from nlviz.fingerprint import machine
 from nlviz.pairwise import concatenation_scalars
-from nlviz.train import CONFIGS, evaluate, fit, make_data
+from nlviz.train import CONFIGS, evaluate, fit, make_data, run_fingerprint
 from nlviz.utils import Output, Parser, seed_everything
 from nlviz.video import VideoNet, to_tensor
 
@@ -48,7 +51,8 @@ N_PROBE = 64  # validation videos 0-63: the fixed set on which pairs are counted
 PROBES_PER_EPOCH = 4
 TOLERANCE = 1e-3
 COLUMNS = ("seed", "step", "epoch", "live_fraction", "train_loss", "val_loss", "val_acc",
-           "test_acc", "committed_val_acc", "committed_test_acc", "matches_committed")  # fmt: skip
+           "test_acc", "committed_val_acc", "committed_test_acc", "matches_committed", "cpu",
+           "fingerprint")  # fmt: skip
 
 
 def live_fraction(model: VideoNet, videos: torch.Tensor) -> float:
@@ -129,6 +133,9 @@ def retrain(seed: int, device: str = "cpu", threads: int = 1) -> list[dict]:
         live = history["live_fraction"][k]
         rows.append(_row(seed, epoch * per_epoch, per_epoch, live, **metrics))
     rows.sort(key=lambda r: r["step"])
+    stamp = run_fingerprint(CONFIG, pairwise="concatenation", seed=seed)  # what train records
+    for row in rows:
+        row.update(cpu=machine(), fingerprint=stamp)
     print(f"seed {seed}: val_acc {history['val_acc'][-1]:.4f}, test_acc {test_acc:.4f}, "
           f"live {rows[-1]['live_fraction']:.3f} ({time.perf_counter() - t0:.0f} s)",
           file=sys.stderr, flush=True)  # fmt: skip
@@ -164,7 +171,7 @@ def _csv_bytes(rows: list[dict]) -> bytes:
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: v if isinstance(v, int) else f"{v:.6g}" for k, v in row.items()})
+        writer.writerow({k: v if isinstance(v, int | str) else f"{v:.6g}" for k, v in row.items()})
     return buf.getvalue().encode()
 
 

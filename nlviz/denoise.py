@@ -31,12 +31,15 @@ from torch import Tensor, nn
 
 from nlviz import utils
 from nlviz.block import NonLocalBlock
-from nlviz.train import fit, make_checkpoint, read_checkpoint
+from nlviz.checkpoint import make_checkpoint, read_checkpoint
+from nlviz.fingerprint import fingerprint, machine
+from nlviz.train import fit
 from nlviz.utils import as_array, check_choice, check_int, check_real
 
 __all__ = ["VARIANTS", "TRAIN_IMAGES", "VAL_COLUMNS", "EVAL_IMAGES", "SIGMAS", "CHECKPOINTS",
            "load_grey", "eval_image", "train_split", "add_noise", "Windowed", "DenoiseNet",
-           "Config", "CONFIGS", "train", "load_checkpoint", "denoise"]  # fmt: skip
+           "Config", "CONFIGS", "train", "run_fingerprint", "load_checkpoint",
+           "denoise"]  # fmt: skip
 
 VARIANTS = ("plain", "nonlocal", "windowed")
 TRAIN_IMAGES = ("coffee", "coins", "grass", "gravel", "immunohistochemistry", "moon", "page",
@@ -211,7 +214,9 @@ class Config:
 
 CONFIGS = {
     "tiny": Config(steps=4, epochs=2, batch_size=2, patch=16, depth=4, width=8),
-    "quick": Config(steps=240, epochs=3, patch=32),
+    # a lower peak rate than "full": at 2e-2 a 240-step run can die (the network learns to
+    # return its input) on some CPUs and thread counts, at 5e-3 it learnt on every one tried
+    "quick": Config(steps=240, epochs=3, patch=32, lr=5e-3),
     "full": Config(steps=4000),
 }
 
@@ -232,6 +237,39 @@ def _step(model, batch, device):
     return F.mse_loss(model(v, sigma).float(), u), None, len(v)
 
 
+def _resolve(config, variant, seed) -> tuple[str, Config, int]:
+    name = config if isinstance(config, str) else "custom"
+    config = CONFIGS[check_choice("config", config, tuple(CONFIGS))] if name != "custom" else config
+    if not isinstance(config, Config):
+        raise TypeError(f"config: expected a name or a Config, got {type(config).__name__}")
+    check_choice("variant", variant, VARIANTS)
+    return name, config, check_int("seed", seed, minimum=0, maximum=2**32 - 1)
+
+
+def _init(config: Config, variant: str, seed: int) -> tuple[dict, DenoiseNet, list, list]:
+    """(architecture, model as initialised for ``seed``, training regions, validation crops)."""
+    regions, val = zip(*(train_split(n) for n in TRAIN_IMAGES), strict=True)
+    utils.seed_everything(seed)
+    arch = {"variant": variant, "depth": config.depth, "width": config.width}
+    return arch, DenoiseNet(**arch, window=config.window), regions, val
+
+
+def _fingerprint(config: Config, variant: str, seed: int, model, regions) -> str:
+    """``nlviz.fingerprint`` of a run: config, variant and seed exactly; the initial weights
+    and the first batch (noisy patches, sigmas, clean patches) projected."""
+    rng, sigmas = np.random.default_rng(seed), (config.sigma_min, config.sigma_max)  # as train's
+    first = sample_batch(regions, rng, config.batch_size, config.patch, sigmas)
+    exact = {"config": dataclasses.asdict(config), "variant": variant, "seed": seed}
+    return fingerprint(model, exact, first)
+
+
+def run_fingerprint(config="quick", *, variant="windowed", seed=0) -> str:
+    """The fingerprint that ``train`` with these arguments records, computed without training."""
+    _, config, seed = _resolve(config, variant, seed)
+    _, model, regions, _ = _init(config, variant, seed)
+    return _fingerprint(config, variant, seed, model, regions)
+
+
 def train(config="quick", *, variant="windowed", seed=0, device="auto", out=None,
           overwrite=False, progress=True):  # fmt: skip
     """Train a ``DenoiseNet`` with ``nlviz.train.fit`` (MSE to the clean patches).
@@ -241,20 +279,13 @@ def train(config="quick", *, variant="windowed", seed=0, device="auto", out=None
     atomically after. Returns (model in eval mode on ``device``, checkpoint); the checkpoint's
     history holds the training loss and the validation PSNR of every epoch.
     """
-    name = config if isinstance(config, str) else "custom"
-    config = CONFIGS[check_choice("config", config, tuple(CONFIGS))] if name != "custom" else config
-    if not isinstance(config, Config):
-        raise TypeError(f"config: expected a name or a Config, got {type(config).__name__}")
-    check_choice("variant", variant, VARIANTS)
-    seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
+    name, config, seed = _resolve(config, variant, seed)
     dev = device if isinstance(device, torch.device) else utils.pick_device(device)
     claim = nullcontext() if out is None else utils.Output(out, overwrite=overwrite, name="out")
     with claim:
         t0 = time.perf_counter()
-        regions, val = zip(*(train_split(n) for n in TRAIN_IMAGES), strict=True)
-        utils.seed_everything(seed)
-        arch = {"variant": variant, "depth": config.depth, "width": config.width}
-        model = DenoiseNet(**arch, window=config.window).to(dev)
+        arch, model, regions, val = _init(config, variant, seed)
+        fp, model = _fingerprint(config, variant, seed, model, regions), model.to(dev)
         rng, n = np.random.default_rng(seed), config.steps // config.epochs
         sigmas = (config.sigma_min, config.sigma_max)
 
@@ -269,7 +300,8 @@ def train(config="quick", *, variant="windowed", seed=0, device="auto", out=None
         metrics["train_seconds"] = time.perf_counter() - t0
         info = {"kind": "denoise", "model": {**arch, "window": config.window}}
         info |= {"config": dataclasses.asdict(config), "config_name": name, "seed": seed}
-        ckpt = make_checkpoint(model, info | {"device": dev.type, "metrics": metrics}, history)
+        info |= {"device": dev.type, "cpu": machine(), "fingerprint": fp, "metrics": metrics}
+        ckpt = make_checkpoint(model, info, history)
         if out is not None:
             claim.write(lambda fh: torch.save(ckpt, fh))
     return model.eval(), ckpt

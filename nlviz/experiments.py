@@ -11,6 +11,7 @@ several); the results do not depend on it.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import multiprocessing
 import os
@@ -22,19 +23,19 @@ from pathlib import Path
 import torch
 
 from nlviz.pairwise import PAIRWISE
-from nlviz.train import CONFIGS, evaluate, make_data, seal, train
+from nlviz.train import CONFIGS, evaluate, make_data, run_fingerprint, seal, train
 from nlviz.utils import Output, Parser, check_bool, check_choice, check_int
 
 __all__ = ["PAPER_TOP1", "COLUMNS", "RUN_COLUMNS", "plan", "tables", "checkpoint_name",
-           "summarise", "read_csv", "run"]  # fmt: skip
+           "summarise", "read_csv", "fingerprint", "run"]  # fmt: skip
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "data" / "results" / "ablation.csv"  # "classify"; "track": track.csv
 CHECKPOINTS = ROOT / "data" / "checkpoints"
 COLUMNS = ("experiment", "model", "pairwise", "variant", "blocks", "top1_mean", "top1_std",
-           "seeds", "device", "train_seconds")  # fmt: skip
+           "seeds", "device", "cpu", "train_seconds", "fingerprint")  # fmt: skip
 RUN_COLUMNS = ("model", "pairwise", "variant", "blocks", "seed", "config", "val_acc", "test_acc",
-               "device", "train_seconds")  # fmt: skip
+               "device", "cpu", "train_seconds", "fingerprint")  # fmt: skip
 INTS = {"blocks", "seeds", "seed"}
 FLOATS = {"top1_mean", "top1_std", "train_seconds", "val_acc", "test_acc"}
 VARIANT_BLOCKS = 3
@@ -104,9 +105,26 @@ def summarise(runs: list[dict], task: str = "classify") -> list[dict]:
                     "top1_mean": round(statistics.mean(accs), 2),
                     "top1_std": round(statistics.stdev(accs), 2) if len(accs) > 1 else 0.0,
                     "seeds": len(accs), "device": "+".join(sorted({r["device"] for r in mine})),
+                    "cpu": " + ".join(sorted({r["cpu"] for r in mine})),
                     "train_seconds": round(sum(float(r["train_seconds"]) for r in mine), 1),
-                    })  # fmt: skip
+                    "fingerprint": _combined(mine)})  # fmt: skip
     return out
+
+
+def _combined(runs: list[dict]) -> str:
+    """The fingerprint of a row of the results CSV: SHA-256 (12 hex) of its runs' seeds and
+    fingerprints, as the runs CSV holds them."""
+    text = "\n".join(
+        f"{r['seed']} {r['fingerprint']}" for r in sorted(runs, key=lambda r: r["seed"])
+    )
+    return "runs:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def fingerprint(config: str, model: dict, seed: int) -> str:
+    """The fingerprint today's code gives the run of a model of ``plan()`` (no training)."""
+    pairwise = "embedded_gaussian" if model["pairwise"] == "none" else model["pairwise"]
+    return run_fingerprint(config, pairwise=pairwise, variant=model["variant"],
+                           blocks=model["blocks"], seed=seed)  # fmt: skip
 
 
 def read_csv(path, columns=COLUMNS) -> list[dict]:
@@ -158,8 +176,9 @@ def train_one(config: str, model: dict, seed: int, device="auto", progress=True)
     metrics = {**result.checkpoint["metrics"], "test_acc": float(test_acc)}
     ckpt = seal({**result.checkpoint, "metrics": metrics, "config_name": config})
     row = {**model, "seed": seed, "config": config, "val_acc": round(result.val_acc, 4),
-           "test_acc": round(test_acc, 4), "device": ckpt["device"],
-           "train_seconds": round(ckpt["metrics"]["train_seconds"], 1)}  # fmt: skip
+           "test_acc": round(test_acc, 4), "device": ckpt["device"], "cpu": ckpt["cpu"],
+           "train_seconds": round(ckpt["metrics"]["train_seconds"], 1),
+           "fingerprint": ckpt["fingerprint"]}  # fmt: skip
     return row, ckpt
 
 

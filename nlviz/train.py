@@ -4,34 +4,31 @@
 
 ``fit`` is the loop (AdamW, one-cycle schedule, bf16 autocast on CUDA, a tqdm bar); ``train``
 uses it on the video tasks of ``nlviz.video``, ``nlviz.denoise`` on the denoiser. A checkpoint
-holds plain types and tensors (it loads with ``weights_only=True``, a GPU one on a CPU) and a
-SHA-256 digest of all of it, checked when it is read.
+(``nlviz.checkpoint``) records the CPU that trained it and the fingerprint of the run's start
+(``nlviz.fingerprint``: initial weights and first batch).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
-import json
 import math
 import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from nlviz.checkpoint import make_checkpoint, read_checkpoint, save_checkpoint, seal
+from nlviz.fingerprint import fingerprint, machine
 from nlviz.nets import VARIANTS, TrackNet, VideoNet
 from nlviz.pairwise import PAIRWISE, check_pairwise
 from nlviz.utils import (
     Output,
     Parser,
-    atomic_write,
     check_bool,
     check_choice,
     check_int,
@@ -41,11 +38,10 @@ from nlviz.utils import (
 )
 from nlviz.video import TASKS, generate, to_tensor, track_tensors
 
-__all__ = ["Config", "CONFIGS", "Result", "fit", "train", "evaluate", "make_data", "seal",
-           "save_checkpoint", "read_checkpoint", "load_checkpoint"]  # fmt: skip
+__all__ = ["Config", "CONFIGS", "Result", "fit", "train", "evaluate", "make_data",
+           "run_fingerprint", "seal", "save_checkpoint", "read_checkpoint",
+           "load_checkpoint"]  # fmt: skip
 
-FORMAT = "nlviz-checkpoint-2"
-MAX_BYTES = 256 * 2**20  # larger files are refused before they are read
 LIMITS = {"n_train": 10**6, "n_val": 10**6, "epochs": 1000, "blocks": 4, "width": 256,
           "frames": 64, "size": 256, "batch_size": 4096, "data_seed": 2**32 - 1}  # fmt: skip
 
@@ -149,10 +145,10 @@ def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, des
     return history
 
 
-def make_data(config: Config, split: str, n: int) -> tuple[torch.Tensor, ...]:
-    """``n`` videos of ``split`` as tensors: uint8 videos (n, T, H, W, 3), then the labels
-    ("classify"), or the int8 masks and the (n, K) labels ("track")."""
-    kw = {"frames": config.frames, "size": config.size, "objects": config.objects}
+def make_data(config: Config, split: str, n: int, start: int = 0) -> tuple[torch.Tensor, ...]:
+    """Videos ``start`` to ``start + n - 1`` of ``split`` as tensors: uint8 videos (n, T, H, W,
+    3), then the labels ("classify"), or the int8 masks and the (n, K) labels ("track")."""
+    kw = {"frames": config.frames, "size": config.size, "objects": config.objects, "start": start}
     batch = generate(n, task=config.task, split=split, seed=config.data_seed, **kw)
     parts = (batch.masks, batch.labels) if config.task == "track" else (batch.labels,)
     return tuple(torch.from_numpy(p) for p in (batch.videos, *parts))
@@ -199,6 +195,40 @@ def build_model(checkpoint: dict) -> nn.Module:
     return net(**checkpoint["model"])
 
 
+def _init(config: Config, pairwise: str, variant: str, seed: int) -> tuple[dict, nn.Module]:
+    """(architecture, model) of a run as initialised for ``seed``, before any step."""
+    seed_everything(seed)
+    size = {"labels": config.objects} if config.task == "track" else {"blocks": config.blocks}
+    arch = {"variant": variant, "pairwise": pairwise, **size, "width": config.width}
+    return arch, build_model({"kind": config.task, "model": arch})
+
+
+def _first_batch(config: Config, seed: int) -> torch.Tensor:
+    """Indices of the training videos in the first batch of a run of ``seed``."""
+    gen = torch.Generator().manual_seed(seed)  # as in ``train``: its first ``randperm``
+    return torch.randperm(config.n_train, generator=gen)[: config.batch_size]
+
+
+def _fingerprint(config: Config, arch: dict, model: nn.Module, seed: int, index, batch) -> str:
+    """Config, architecture (the pairwise function too: the embedded Gaussian and the dot
+    product start from the same weights), seed, the first batch's indices and labels exactly;
+    the initial weights and the batch's pixels (videos, masks) projected."""
+    exact = {"config": dataclasses.asdict(config), "model": arch, "seed": seed,
+             "index": index.tolist(), "labels": batch[-1].tolist()}  # fmt: skip
+    return fingerprint(model, exact, batch[:-1])
+
+
+def run_fingerprint(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", seed=0,
+                    blocks=None) -> str:  # fmt: skip
+    """The fingerprint that ``train`` with these arguments records, computed without training:
+    the model initialised for ``seed`` and its first batch, each video generated alone."""
+    _, config, seed = _resolve(config, pairwise, variant, seed, blocks)
+    index = _first_batch(config, seed)
+    parts = [make_data(config, "train", 1, start=int(i)) for i in index]
+    batch = tuple(torch.cat(ts) for ts in zip(*parts, strict=True))
+    return _fingerprint(config, *_init(config, pairwise, variant, seed), seed, index, batch)
+
+
 def _resolve(config, pairwise, variant, seed, blocks) -> tuple[str, Config, int]:
     name = config if isinstance(config, str) else "custom"
     if isinstance(config, str):
@@ -242,10 +272,10 @@ def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", 
         splits = {"train": config.n_train, "val": config.n_val}
         data = data or {split: make_data(config, split, n) for split, n in splits.items()}
         tensors, gen = data["train"], torch.Generator().manual_seed(seed)
-        seed_everything(seed)
-        size = {"labels": config.objects} if config.task == "track" else {"blocks": config.blocks}
-        arch = {"variant": variant, "pairwise": pairwise, **size, "width": config.width}
-        model = build_model({"kind": config.task, "model": arch}).to(dev)
+        arch, model = _init(config, pairwise, variant, seed)
+        index = _first_batch(config, seed)
+        fp = _fingerprint(config, arch, model, seed, index, tuple(t[index] for t in tensors))
+        model = model.to(dev)
 
         def batches():
             order = torch.randperm(len(tensors[0]), generator=gen)
@@ -262,110 +292,14 @@ def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", 
         metrics = {"val_acc": history["val_acc"][-1], "val_loss": history["val_loss"][-1]}
         metrics["train_seconds"] = time.perf_counter() - t0
         info = {"kind": config.task, "model": arch, "config": dataclasses.asdict(config)}
-        info |= {"config_name": name, "seed": seed, "device": dev.type, "metrics": metrics}
+        info |= {"config_name": name, "seed": seed, "device": dev.type, "metrics": metrics,
+                 "cpu": machine(), "fingerprint": fp}  # fmt: skip
         ckpt = make_checkpoint(model, info, history)
         if out is not None:
             claim.write(lambda fh: torch.save(ckpt, fh))
     print(f"{desc} blocks={config.blocks} on {dev.type}: val_acc={metrics['val_acc']:.3f} "
           f"({metrics['train_seconds']:.0f} s)", flush=True)  # fmt: skip
     return Result(model, ckpt, history)
-
-
-def _digest(ckpt: dict) -> str:
-    """SHA-256 of every entry but the digest: plain entries as JSON, then each tensor's bytes."""
-    plain = {k: v for k, v in ckpt.items() if k not in ("state_dict", "digest")}
-    h = hashlib.sha256(json.dumps(plain, sort_keys=True).encode())
-    for key, t in sorted(ckpt["state_dict"].items()):
-        h.update(f"{key}{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def seal(checkpoint: dict) -> dict:
-    """A copy of ``checkpoint`` with the digest of what it holds now."""
-    checkpoint = {k: v for k, v in checkpoint.items() if k != "digest"}
-    return {**checkpoint, "digest": _digest(checkpoint)}
-
-
-def make_checkpoint(model: nn.Module, info: dict, history: dict) -> dict:
-    """The sealed checkpoint of a trained model: ``info`` (kind, model, config, metrics...),
-    the history and the weights, copied to the CPU."""
-    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
-    info = {**info, "metrics": {k: float(v) for k, v in info["metrics"].items()}}
-    hist = {k: [float(v) for v in vs] for k, vs in history.items()}
-    return seal({"format": FORMAT, **info, "history": hist, "state_dict": state})
-
-
-def save_checkpoint(checkpoint: dict, path, *, overwrite: bool = False) -> Path:
-    """Write ``checkpoint`` with ``torch.save`` atomically (sealed first if it has no digest)."""
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise TypeError(f"checkpoint: expected a dict with a state_dict, got {type(checkpoint)}")
-    checkpoint = checkpoint if "digest" in checkpoint else seal(checkpoint)
-    return atomic_write(path, lambda fh: torch.save(checkpoint, fh), overwrite=overwrite)
-
-
-TYPES = {"format": str, "kind": str, "model": dict, "config": dict, "config_name": str,
-         "seed": int, "device": str, "metrics": dict, "history": dict, "state_dict": dict,
-         "digest": str}  # fmt: skip
-
-
-def _check_fields(ckpt: dict, path) -> None:
-    """Every entry of the right type, plain values in the dicts, finite weights."""
-    for key, kind in TYPES.items():
-        if key in ckpt and not isinstance(ckpt[key], kind):
-            raise ValueError(f"path: {path} has a {key!r} of type {type(ckpt[key]).__name__}")
-    for key in ("model", "state_dict", "digest"):
-        if key not in ckpt:
-            raise ValueError(f"path: {path} has no {key!r} entry")
-    plain = (str, int, float, bool, type(None))
-    for key in ("model", "config", "metrics"):
-        bad = [k for k, v in ckpt.get(key, {}).items() if not isinstance(v, plain)]
-        if bad:
-            raise ValueError(f"path: {path} has values of the wrong type in {key!r}: {bad[:3]}")
-    for key, t in ckpt["state_dict"].items():
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"path: {path} state_dict[{key!r}] is not a tensor")
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise ValueError(f"path: {path} state_dict[{key!r}] holds NaN or inf")
-
-
-def read_checkpoint(path, build) -> tuple[nn.Module, dict]:
-    """Read and verify a checkpoint; ``build(checkpoint)`` makes its model (CPU, eval mode).
-
-    Raises
-    ------
-    FileNotFoundError
-        No file at ``path``.
-    ValueError
-        Naming the file: not a readable checkpoint of this format, an entry of the wrong type,
-        non-finite weights, an invalid model, or weights and config that do not match (each
-        other, or the digest stored at training: edited or corrupt).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"path: no checkpoint at {path}")
-    if path.stat().st_size > MAX_BYTES:
-        raise ValueError(f"path: {path} is larger than {MAX_BYTES} bytes: not a checkpoint")
-    try:
-        ckpt = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - whatever fails to unpickle is "not readable"
-        raise ValueError(f"path: {path} is not a readable checkpoint ({err!r:.200})") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"path: {path} is not an nlviz checkpoint ({FORMAT}), got {got!r}")
-    _check_fields(ckpt, path)
-    try:
-        model = build(ckpt)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"path: {path} describes an invalid model: {err}") from err
-    if _digest(ckpt) != ckpt["digest"]:
-        raise ValueError(f"path: {path}: weights and config do not match its digest (edited?)")
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
-        msg = str(err).replace("\n", " ")[:300]
-        raise ValueError(f"path: {path} weights do not match its model config: {msg}") from err
-    return model.eval(), ckpt
 
 
 def load_checkpoint(path) -> tuple[nn.Module, dict]:

@@ -359,7 +359,8 @@ def test_compare_sends_one_pixel_to_both_grids():
 
 def _saved_model(path, **model_config):
     """A fresh VideoNet (seed 0), saved as a checkpoint at ``path``; returns the model."""
-    from nlviz.train import FORMAT, save_checkpoint
+    from nlviz.checkpoint import FORMAT
+    from nlviz.train import save_checkpoint
     from nlviz.video import VideoNet
 
     torch.manual_seed(0)

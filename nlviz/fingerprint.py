@@ -1,0 +1,103 @@
+"""What made a committed result: a fingerprint of a run's start, and the machine it ran on.
+
+A trained number depends on the code that set the run up: the model's initial weights (its
+layers, their order, their initialisation, the seed) and the data (the generator, its seed, the
+batch order). ``fingerprint`` condenses them into one short string that a checkpoint and a
+results CSV store beside what they hold; ``tests/test_fingerprints.py`` recomputes it from
+today's code, without training, and names the file to regenerate when it differs.
+
+The same code gives the same fingerprint on every CPU: sizes, names and labels are hashed
+exactly, and float values (weights, pixels) enter only as a few random projections rounded to
+4 decimals and compared with a tolerance far above round-off (``matches``), so the last bits an
+AVX-512 or generic kernel changes do not count, while any real change moves every projection
+by about 1.
+
+    fp1:<sha256 of the exact part, 12 hex>:w=<rms>,<z1>,<z2>,<z3>:x=<rms>,<z1>,<z2>,<z3>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["fingerprint", "matches", "machine"]
+
+VERSION = "fp1"
+PROJECTIONS = 3
+TOLERANCE = 2e-3  # on each projection (about N(0, 1)) and relatively on each rms
+
+
+def _summary(values: list[np.ndarray]) -> str:
+    """rms and ``PROJECTIONS`` projections z_k = r_k . x / |x| of the concatenated values on
+    fixed random +-1 vectors r_k (integers only: the same on every machine)."""
+    x = np.concatenate([np.asarray(v, np.float64).reshape(-1) for v in values])
+    norm = float(np.sqrt(x @ x))
+    rng = np.random.default_rng(20180601)  # fixed: the same r_k for every fingerprint
+    z = [float((rng.integers(0, 2, x.size) * 2.0 - 1.0) @ x) / max(norm, 1e-300)
+         for _ in range(PROJECTIONS)]  # fmt: skip
+    rms = norm / np.sqrt(max(x.size, 1))
+    return ",".join([f"{rms:.6g}"] + [f"{v:+.4f}" for v in z])
+
+
+def fingerprint(model: nn.Module, exact: dict, pixels: tuple[torch.Tensor, ...]) -> str:
+    """The fingerprint of a run that starts from ``model`` and sees ``pixels`` first.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model as initialised, before any step: every floating tensor of its state dict
+        (sorted by name) enters the projections; names, shapes and dtypes the exact part.
+    exact : dict
+        Plain values (the config, the seed, the first batch's indices and labels as lists)
+        hashed exactly.
+    pixels : tuple of tensors
+        The first batch's images or videos (and masks), projected: a pixel that rounds the
+        other way on another CPU changes the projections by about 1e-5.
+    """
+    state = sorted(model.state_dict().items())
+    h = hashlib.sha256(json.dumps(exact, sort_keys=True, default=str).encode())
+    for name, t in state:
+        h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
+    weights = [t.detach().cpu().double().numpy() for _, t in state if t.is_floating_point()]
+    data = [p.detach().cpu().double().numpy() for p in pixels]
+    return f"{VERSION}:{h.hexdigest()[:12]}:w={_summary(weights)}:x={_summary(data)}"
+
+
+def _parts(fp: str) -> tuple[str, list[list[float]]]:
+    version, digest, w, x = fp.split(":")
+    return f"{version}:{digest}", [[float(v) for v in s[2:].split(",")] for s in (w, x)]
+
+
+def matches(a: str, b: str) -> bool:
+    """True when fingerprints ``a`` and ``b`` come from the same code: the exact parts equal,
+    every rms within a relative and every projection within an absolute ``TOLERANCE``."""
+    try:
+        (head_a, nums_a), (head_b, nums_b) = _parts(a), _parts(b)
+        pairs = [(u, v) for us, vs in zip(nums_a, nums_b, strict=True)
+                 for u, v in zip(us, vs, strict=True)]  # fmt: skip
+    except (AttributeError, ValueError):  # not a fingerprint, or another number of values
+        return False
+    rms = [0, PROJECTIONS + 1]  # the rms of the weights, of the pixels: relative
+    return head_a == head_b and all(
+        abs(u - v) <= TOLERANCE * (max(abs(u), abs(v)) if k in rms else 1)
+        for k, (u, v) in enumerate(pairs)
+    )
+
+
+def machine() -> str:
+    """The CPU (model name, family and model number where Linux says them) and the kernels
+    torch dispatches on it, e.g. "AMD EPYC family 26 model 2 (AVX512)"; under
+    ``ATEN_CPU_CAPABILITY=default`` it ends in "(DEFAULT)"."""
+    info, cpuinfo = {}, Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else ():
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), " ".join(value.split()))
+    name = info.get("model name") or platform.processor() or platform.machine()
+    family = f" family {info['cpu family']} model {info['model']}" if "cpu family" in info else ""
+    return f"{name}{family} ({torch.backends.cpu.get_cpu_capability()})"
