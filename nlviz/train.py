@@ -203,10 +203,14 @@ def _init(config: Config, pairwise: str, variant: str, seed: int) -> tuple[dict,
     return arch, build_model({"kind": config.task, "model": arch})
 
 
+def _order(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """The next epoch's batches of indices into ``n`` training videos, drawn from ``gen``."""
+    return list(torch.randperm(n, generator=gen).split(batch_size))
+
+
 def _first_batch(config: Config, seed: int) -> torch.Tensor:
     """Indices of the training videos in the first batch of a run of ``seed``."""
-    gen = torch.Generator().manual_seed(seed)  # as in ``train``: its first ``randperm``
-    return torch.randperm(config.n_train, generator=gen)[: config.batch_size]
+    return _order(config.n_train, config.batch_size, torch.Generator().manual_seed(seed))[0]
 
 
 def _fingerprint(config: Config, arch: dict, model: nn.Module, seed: int, index, batch) -> str:
@@ -278,8 +282,8 @@ def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", 
         model = model.to(dev)
 
         def batches():
-            order = torch.randperm(len(tensors[0]), generator=gen)
-            return [tuple(t[i] for t in tensors) for i in order.split(config.batch_size)]
+            order = _order(len(tensors[0]), config.batch_size, gen)
+            return [tuple(t[i] for t in tensors) for i in order]
 
         def validate(model):
             return dict(zip(("val_loss", "val_acc"), evaluate(model, *data["val"]), strict=True))
