@@ -12,13 +12,14 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from nlviz.block import NonLocalBlock
-from nlviz.nlm import nlm_weights
-from nlviz.pairwise import affinity, check_tensor
+from nlviz.nlm import _weights_fn
+from nlviz.pairwise import _affinity, _check, affinity, check_tensor
 from nlviz.train import load_checkpoint
 from nlviz.utils import as_array, check_bool, check_int, check_query
 from nlviz.video import VideoBatch, to_tensor, track_tensors
@@ -122,7 +123,8 @@ class Geometry:
 class Source:
     """A query's weights over the frames: ``fn(t, y, x) -> (T, h', w')`` on ``geometry``.
 
-    ``name`` titles the figures, ``label`` names the weights on the colour bar; ``model``,
+    ``name`` titles the figures, ``label`` names the weights on the colour bar, ``detail`` says
+    where the weights come from (the checkpoint's file and block, NLM's parameters); ``model``,
     ``checkpoint`` and ``output`` are set by ``from_checkpoint``.
     """
 
@@ -134,33 +136,43 @@ class Source:
     model: object = None
     checkpoint: dict | None = None
     output: object = None
+    trusted: bool = False  # fn is nlviz's own: its weights need no check per click
+    detail: str = ""
+
+    @property
+    def title(self) -> str:
+        """``name [detail]``: which model, block or filter the weights come from."""
+        return f"{self.name} [{self.detail}]" if self.detail else self.name
 
     @classmethod
     def create(cls, frames, fn, *, grid_shape=None, pool=(1, 1), name="affinity",
-               label="weight f(x_i, x_j) / C(x)", grid_name="grid_shape") -> Source:  # fmt: skip
+               label="weight f(x_i, x_j) / C(x)", grid_name="grid_shape", trusted=False,
+               detail="") -> Source:  # fmt: skip
         frames = as_frames(frames)
         if not callable(fn):
             raise TypeError(
                 f"affinity_fn: expected a callable (t, y, x) -> weights, got {type(fn).__name__}"
             )
-        return cls(
-            frames,
-            fn,
-            Geometry.create(frames.shape, grid_shape, pool, grid_name),
-            str(name),
-            str(label),
-        )
+        geometry = Geometry.create(frames.shape, grid_shape, pool, grid_name)
+        return cls(frames, fn, geometry, str(name), str(label), trusted=trusted, detail=detail)
 
     def weights(self, t: int, y: int, x: int) -> np.ndarray:
         """The checked weights (T, h', w') of query (t, y, x) of the query grid."""
-        query = self.geometry.check_query((t, y, x))
+        return self._weights(self.geometry.check_query((t, y, x)))
+
+    def _weights(self, query) -> np.ndarray:
+        """The weights of a query known to be on the grid: the click path, checked only where
+        ``fn`` is the user's."""
+        if self.trusted:
+            return self.fn(*query)
         return self.geometry.check_weights(self.fn(*query), "affinity_fn(t, y, x)")
 
     @classmethod
     def from_block(cls, block, features, frames, **kwargs) -> Source:
         """A ``NonLocalBlock`` (dim 2 or 3) on its input ``features`` (1, C, [T,] h, w), shown
         over ``frames`` (T, H, W[, 3]); each row is ``block.attention`` in float64 (a trained
-        softmax can be so peaked that float32 rounds most weights to exactly 0)."""
+        softmax can be so peaked that float32 rounds most weights to exactly 0). theta and the
+        pooled phi are embedded once, here: a click computes one row of the affinity."""
         if not isinstance(block, NonLocalBlock):
             raise TypeError(f"block: expected an nlviz.NonLocalBlock, got {type(block).__name__}")
         if block.dim not in (2, 3):
@@ -179,16 +191,23 @@ class Source:
                 f"features: expected T={frames.shape[0]} frames like frames, got T={t_count}"
             )
         block64, x64 = copy.deepcopy(block).double().eval(), features.detach().double()
+        with torch.no_grad():
+            theta, phi, _ = block64.embed(x64)
+            w_f = block64.w_f_vector
+            s = _check(block.pairwise, theta, phi, w_f=w_f, scale=block.scale)
+        (h, w), pooled = x64.shape[-2:], block64.pooled_shape(x64.shape[2:])[-2:]
 
-        def fn(t, y, x):
+        def fn(t, y, x):  # block.attention(x, query) without the embedding: one row i
+            i = (t * h + y) * w + x
             with torch.no_grad():
-                return block64.attention(x64, (t, y, x) if block.dim == 3 else (y, x)).cpu().numpy()
+                row = _affinity(block.pairwise, theta[:, i : i + 1], phi, w_f, s)
+            return row.reshape(-1, *pooled).cpu().numpy()  # (T, h', w'), one frame for dim 2
 
         kwargs.setdefault("name", f"{block.pairwise} non-local block")
-        pool = (2, 2) if block.subsample else (1, 1)
-        return cls.create(
-            frames, fn, grid_shape=features.shape[-2:], pool=pool, grid_name="features", **kwargs
-        )
+        detail = f"{block.pairwise} block, C={block.in_channels}, C'={block.inter_channels}"
+        return cls.create(frames, fn, grid_shape=features.shape[-2:], grid_name="features",
+                          pool=(2, 2) if block.subsample else (1, 1), trusted=True,
+                          detail=detail, **kwargs)  # fmt: skip
 
     @classmethod
     def from_nlm(cls, video, *, per_frame: bool = False, **kwargs) -> Source:
@@ -200,20 +219,24 @@ class Source:
             k: kwargs.pop(k) for k in ("patch_size", "patch_distance", "h", "sigma") if k in kwargs
         }
         channel = {"channel_axis": -1} if frames.ndim == 4 else {}
-        volume = frames[0] if check_bool("per_frame", per_frame) or len(frames) == 1 else frames
-        nlm_weights(volume, (0,) * (volume.ndim - len(channel)), **params, **channel)  # bad params
+        per_frame = check_bool("per_frame", per_frame) or len(frames) == 1
+        if per_frame:  # checked and padded once per frame, here
+            of_frame = [_weights_fn(f, **params, **channel) for f in frames]
+        else:
+            of_video = _weights_fn(frames, **params, **channel)
 
         def fn(t, y, x):
-            if volume is frames:
-                return nlm_weights(frames, (t, y, x), **params, **channel)
+            if not per_frame:
+                return of_video((t, y, x))
             w = np.zeros(frames.shape[:3])
-            w[t] = nlm_weights(frames[t], (y, x), **params, **channel)
+            w[t] = of_frame[t]((y, x))
             return w
 
         shown = ", ".join(f"{k}={v}" for k, v in params.items())
         kwargs.setdefault("name", f"non-local means ({shown})" if shown else "non-local means")
         kwargs.setdefault("label", "NLM weight w(i, j)")
-        return cls.create(frames, fn, **kwargs)
+        where = "in the query's frame" if per_frame else "over space and time"
+        return cls.create(frames, fn, trusted=True, detail=f"search {where}", **kwargs)
 
     @classmethod
     def from_checkpoint(cls, path, batch, index: int = 0, *, block: int = 0, **kwargs) -> Source:
@@ -238,23 +261,22 @@ class Source:
             x, video = track_tensors(one.videos, one.masks, one.labels)[0], one.videos[0]
         else:
             video = one.videos[0] if isinstance(one, VideoBatch) else one
-            x = to_tensor(
-                video[None] if isinstance(video, np.ndarray) and video.ndim == 4 else video
-            )
+            x = to_tensor(video[None] if getattr(video, "ndim", 0) == 4 else video)
         nl = blocks[number].block
         captured = {}
-        handle = nl.register_forward_pre_hook(
-            lambda _m, inputs: captured.update(x=inputs[0].detach())
-        )
+        handle = nl.register_forward_pre_hook(lambda _m, i: captured.update(x=i[0].detach()))
         try:
             with torch.no_grad():
                 output = model(x)[0]
         finally:
             handle.remove()
-        which = f", block {number} after {model.places[number]}" if len(blocks) > 1 else ""
-        kwargs.setdefault("name", f"{nl.pairwise} (trained{which})")
+        place = f"block {number} after {model.places[number]}"
+        kwargs.setdefault(
+            "name", f"{nl.pairwise} (trained{', ' + place if len(blocks) > 1 else ''})"
+        )
         source = cls.from_block(nl, captured["x"], video, **kwargs)
         source.model, source.checkpoint, source.output = model, ckpt, output
+        source.detail = f"{Path(path).name}: {nl.pairwise}, {place}, task {ckpt.get('kind')}"
         return source
 
 

@@ -2,38 +2,54 @@
 (notebook 05). One row of frames per source of weights (``nlviz.attention.Source``); with
 several rows (``compare``) a click queries them all at the same display pixel.
 
-Clicks need ipympl (``%matplotlib widget``); the sliders and ``select(t, y, x)`` take the same
-path everywhere. Displayed in a notebook, the explorer also carries a PNG of its state, which
-static viewers (a repository page, the course site) show in place of the widget.
+Clicks and keys need ipympl (``%matplotlib widget``); the sliders and ``select(t, y, x)`` take
+the same path. A click is the hot path: the sources computed what does not change between
+clicks when built (a block's theta and pooled phi), and a redraw draws only what a query changes
+(``nlviz.blit``). Keys: arrows move the query one cell, ``[`` and ``]`` change its frame, ``m``
+turns the mass view (``nlviz.mass``) on and off. ``save`` writes the drawing for slides; in a
+notebook the explorer also carries a PNG of its state for static viewers (the course site).
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from types import SimpleNamespace
+import textwrap
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import display
 from matplotlib.backend_bases import FigureCanvasBase
 
 from nlviz.attention import Source
+from nlviz.blit import Blitter
+from nlviz.controls import Controls
 from nlviz.figure3 import SCALES, Strip, colorbar, frame_grid, sources_of
-from nlviz.utils import check_bool, check_choice, check_int
+from nlviz.mass import describe
+from nlviz.plot import _color_scale, save_figure
+from nlviz.utils import check_bool, check_choice, check_int, check_real
 
 __all__ = ["AffinityExplorer", "STATUS_CLASS", "ERROR_CLASS"]
 
 STATUS_CLASS, ERROR_CLASS = "nlviz-explorer-status", "nlviz-explorer-error"
 SOURCE_KEYS = ("name", "label", "grid_shape", "pool", "patch_size", "patch_distance", "h", "sigma",
                "per_frame", "block")  # fmt: skip
+MOVES = {"up": (0, -1, 0), "down": (0, 1, 0), "left": (0, 0, -1), "right": (0, 0, 1),
+         "[": (-1, 0, 0), "]": (1, 0, 0)}  # fmt: skip
+
+
+def _mass(name: str, value) -> float | None:
+    """The mass view's share in (0, 1], or None (given None or 0) for the weights themselves."""
+    return None if value is None else (check_real(name, value, minimum=0, maximum=1) or None)
 
 
 def _option(name: str, check):
-    """A property whose new value is checked, then drawn."""
+    """A property whose new value is checked, then drawn (the colour bars may change)."""
 
     def set_value(self, value):
         setattr(self, f"_{name}", check(name, value))
+        self._blitter.invalidate()
         self._draw(self.queries, self.all_weights)
 
     return property(lambda self: getattr(self, f"_{name}"), set_value)
@@ -56,15 +72,19 @@ class AffinityExplorer:
         One colour range for all frames (True) or one per frame.
     query : (t, y, x), optional
         The first query (default: the centre of the middle frame).
+    mass : float in (0, 1], optional
+        Start in the mass view: the smallest set of j holding this share of the weight.
 
     Attributes: ``fig``, ``sources``, ``strips`` (one per row), ``frame_axes``, ``query`` and
-    ``weights`` of the first row, ``queries`` and ``all_weights`` of every row, ``status`` (a
-    Label of CSS class ``nlviz-explorer-status``), ``widget`` (display it), ``controls``.
+    ``weights`` of the first row, ``queries`` and ``all_weights`` of every row, ``mass`` (the
+    mass view's share, None for the weights), ``status`` (a Label of CSS class
+    ``nlviz-explorer-status``), ``widget`` (display it), ``controls`` (``nlviz.controls``).
     """
 
     k = _option("k", lambda n, v: check_int(n, v, minimum=0, maximum=1000))
     scale = _option("scale", lambda n, v: check_choice(n, v, SCALES))
     shared_scale = _option("shared_scale", check_bool)
+    mass = _option("mass", _mass)  # the mass view's share; None (or 0): the weights
 
     def __init__(self, frames, affinity_fn, *, grid_shape=None, pool=(1, 1), name="affinity",
                  label="weight f(x_i, x_j) / C(x)", **options) -> None:  # fmt: skip
@@ -81,9 +101,8 @@ class AffinityExplorer:
     @classmethod
     def _from(cls, make, *args, **kwargs) -> AffinityExplorer:
         source = make(*args, **{k: v for k, v in kwargs.items() if k in SOURCE_KEYS})
-        return cls.from_sources(
-            [source], **{k: v for k, v in kwargs.items() if k not in SOURCE_KEYS}
-        )
+        options = {k: v for k, v in kwargs.items() if k not in SOURCE_KEYS}
+        return cls.from_sources([source], **options)
 
     @classmethod
     def from_block(cls, block, features, frames, **kwargs) -> AffinityExplorer:
@@ -100,12 +119,8 @@ class AffinityExplorer:
         """A trained block on video ``index`` of ``batch`` (``Source.from_checkpoint``); sets
         ``model``, ``checkpoint`` and ``logits`` (the model's output on the video)."""
         explorer = cls._from(Source.from_checkpoint, path, batch, index, block=block, **kwargs)
-        source = explorer.sources[0]
-        explorer.model, explorer.checkpoint, explorer.logits = (
-            source.model,
-            source.checkpoint,
-            source.output,
-        )
+        s = explorer.sources[0]
+        explorer.model, explorer.checkpoint, explorer.logits = s.model, s.checkpoint, s.output
         return explorer
 
     @classmethod
@@ -121,11 +136,13 @@ class AffinityExplorer:
                 )
         return cls.from_sources(sources, **{"k": getattr(explorers[0], "k", 20), **options})
 
-    def _setup(self, sources, *, k=20, scale="auto", shared_scale=True, query=None, ncols=None):
+    def _setup(self, sources, *, k=20, scale="auto", shared_scale=True, query=None, ncols=None,
+               mass=None):  # fmt: skip
         self.sources, self.queries, self.all_weights = sources, None, None
         self._k = check_int("k", k, minimum=0, maximum=1000)
         self._scale = check_choice("scale", scale, SCALES)
         self._shared_scale = check_bool("shared_scale", shared_scale)
+        self._mass, self.last_mass = _mass("mass", mass), 0.6
         geo = sources[0].geometry
         (t_count, *_), (h, w) = geo.frames_shape, geo.grid_shape
         queries = self._queries(*((t_count // 2, h // 2, w // 2) if query is None else query))
@@ -133,12 +150,29 @@ class AffinityExplorer:
         ncols = check_int("ncols", ncols or min(t_count, 4), minimum=1)
         with plt.ioff():
             self.fig = plt.figure()
-        rows, self._bars = frame_grid(self.fig, geo.frames_shape, len(sources), ncols)
+        rows, self._bars = frame_grid(self.fig, geo.frames_shape, len(sources), ncols, header=0.9)
+        height = self.fig.get_size_inches()[1]
         self.strips = [Strip(self.fig, axes, s) for axes, s in zip(rows, sources, strict=True)]
-        self.frame_axes, self.controls, self._widget, self._output = rows[0], None, None, None
+        if len(sources) == 1:
+            self.fig.suptitle(sources[0].title, fontsize=10, y=1 - 0.08 / height)
+        else:
+            self.fig.suptitle("one pixel queried in every row", fontsize=10, y=1 - 0.08 / height)
+            for strip in self.strips:  # name each row
+                strip.axes[0].set_ylabel(textwrap.fill(strip.source.title, 30), fontsize=7)
+        # the title's changing line: the query, its largest weight, the mass view
+        self._where = self.fig.text(0.5, 1 - 0.36 / height, "", ha="center", va="top", fontsize=9)
+        self.frame_axes, self.controls = rows[0], None
+        self.colorbars, self._bar_keys = [None] * len(sources), [None] * len(sources)
+        self._blitter, self._shown = Blitter(self.fig, []), False
         self.status = widgets.Label()
         self.status.add_class(STATUS_CLASS)
-        self.fig.canvas.mpl_connect("button_press_event", self._on_press)
+        canvas = self.fig.canvas
+        canvas.mpl_connect("button_press_event", self._on_press)
+        canvas.mpl_connect("key_press_event", self._on_key)
+        canvas.mpl_connect("draw_event", lambda _: setattr(self, "_shown", True))
+        manager = getattr(canvas, "manager", None)  # matplotlib's keys (left = back, l = log y)
+        if getattr(manager, "key_press_handler_id", None) is not None:
+            canvas.mpl_disconnect(manager.key_press_handler_id)
         self._draw(queries, weights)
 
     # ------------------------------------------------------------------ from code
@@ -165,32 +199,38 @@ class AffinityExplorer:
         """The first row's arrows to the top-k positions j, largest weight first."""
         return list(self.strips[0].arrows)
 
-    @property
-    def colorbar(self):
-        return self.colorbars[0]
+    colorbar = property(lambda self: self.colorbars[0])  # the first row's
 
     def affinity(self, t: int, y: int, x: int):
         """The first source's weights of query (t, y, x), checked; draws nothing."""
         return self.sources[0].weights(t, y, x)
 
-    def _queries(self, t, y, x) -> list[tuple[int, int, int]]:
+    def _queries(self, t, y, x, checked=False) -> list[tuple[int, int, int]]:
         """Query (t, y, x) of the first grid, and the same display pixel on the other grids."""
-        t, y, x = self.sources[0].geometry.check_query((t, y, x))
+        t, y, x = (t, y, x) if checked else self.geometry.check_query((t, y, x))
         py, px = self.sources[0].geometry.pixel_of_cell(y, x)
         return [(t, y, x)] + [(t, *s.geometry.cell_of_pixel(py, px)) for s in self.sources[1:]]
 
-    def select(self, t: int, y: int, x: int):
+    def select(self, t: int, y: int, x: int, *, mass=None):
         """Draw query (t, y, x) of the first grid and return its weights; a bad query raises
-        and leaves the drawing as it was."""
+        and leaves the drawing as it was. ``mass`` (a share in (0, 1], e.g. 0.6) turns the
+        mass view on with that share, 0 turns it off; left out, the view stays as it is."""
         queries = self._queries(t, y, x)
-        self._draw(queries, [s.weights(*q) for s, q in zip(self.sources, queries, strict=True)])
-        return self.weights
+        if mass is not None:
+            self._mass = _mass("mass", mass)
+            self._blitter.invalidate()
+        return self._pick(queries)
 
     def select_pixel(self, t: int, py: float, px: float):
         """Like ``select`` for the display pixel (py, px) of frame t, in every row."""
-        t = check_int("t", t)
-        queries = [(t, *s.geometry.cell_of_pixel(py, px)) for s in self.sources]
-        self._draw(queries, [s.weights(*q) for s, q in zip(self.sources, queries, strict=True)])
+        return self._at_pixel(self.geometry.check_query((t, 0, 0))[0], py, px)
+
+    def _at_pixel(self, t, py, px) -> np.ndarray:  # a click: t is the frame clicked
+        return self._pick([(t, *s.geometry.cell_of_pixel(py, px)) for s in self.sources])
+
+    def _pick(self, queries) -> np.ndarray:
+        """Draw checked queries (t, y, x), one per row: the path of clicks, keys and code."""
+        self._draw(queries, [s._weights(q) for s, q in zip(self.sources, queries, strict=True)])
         return self.weights
 
     def click_fraction(self, t: int, y: int, x: int) -> tuple[float, float]:
@@ -202,10 +242,16 @@ class AffinityExplorer:
         return float(fx), float(1.0 - fy)
 
     def png(self) -> bytes:
-        """The current picture as PNG bytes."""
+        """The current picture as PNG bytes, at the canvas's resolution."""
         buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", dpi=100)
+        self.fig.savefig(buf, format="png", dpi=self.fig.dpi)
         return buf.getvalue()
+
+    def save(self, path, *, dpi: int = 200, overwrite: bool = False):
+        """Write the drawing as it is (every row, colour bars, markers, title) to ``path``:
+        .png at ``dpi``, or .svg / .pdf with text as text. An existing file is replaced only
+        with ``overwrite=True``. Returns the path (``nlviz.plot.save_figure``)."""
+        return save_figure(self.fig, path, overwrite=overwrite, dpi=dpi)
 
     def close(self) -> None:
         plt.close(self.fig)
@@ -214,40 +260,11 @@ class AffinityExplorer:
 
     @property
     def widget(self):
-        """The status label, the canvas (ipympl) or a picture of it, and the sliders."""
-        if self._widget is None:
-            view = (
-                self.fig.canvas
-                if isinstance(self.fig.canvas, widgets.DOMWidget)
-                else widgets.Output()
-            )
-            self._output = None if view is self.fig.canvas else view
-            self.fig.canvas.header_visible = False
-            self.controls = self._sliders()
-            self._widget = widgets.VBox([self.status, view, self.controls.box])
-            self._refresh()
-        return self._widget
-
-    def _sliders(self) -> SimpleNamespace:
-        (t, y, x), geo = self.query, self.geometry
-        opts = {"layout": widgets.Layout(width="240px"), "continuous_update": False}
-        c = SimpleNamespace(syncing=False)
-        c.t = widgets.IntSlider(t, 0, geo.frames_shape[0] - 1, description="t", **opts)
-        c.y = widgets.IntSlider(y, 0, geo.grid_shape[0] - 1, description="y", **opts)
-        c.x = widgets.IntSlider(x, 0, geo.grid_shape[1] - 1, description="x", **opts)
-        c.k = widgets.IntSlider(self._k, 0, 100, description="top-k", **opts)
-        c.scale = widgets.ToggleButtons(options=SCALES, value=self._scale, description="scale")
-        for s in (c.t, c.y, c.x):
-            s.observe(
-                lambda _: c.syncing or self._safe(self.select, c.t.value, c.y.value, c.x.value),
-                "value",
-            )
-        c.k.observe(lambda ch: c.syncing or self._safe(setattr, self, "k", ch["new"]), "value")
-        c.scale.observe(
-            lambda ch: c.syncing or self._safe(setattr, self, "scale", ch["new"]), "value"
-        )
-        c.box = widgets.VBox([widgets.HBox([c.t, c.y, c.x]), widgets.HBox([c.k, c.scale])])
-        return c
+        """The status label, the canvas (ipympl) or a picture of it, and the controls."""
+        if self.controls is None:
+            self.controls = Controls(self)
+            self._show()
+        return self.controls.widget
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
@@ -263,7 +280,20 @@ class AffinityExplorer:
         if getattr(getattr(self.fig.canvas, "toolbar", None), "mode", ""):
             return  # pan or zoom is on: the click is theirs
         t = axes.index(event.inaxes) % len(self.frame_axes)
-        self._safe(self.select_pixel, t, event.ydata, event.xdata)
+        self._safe(self._at_pixel, t, event.ydata, event.xdata)
+
+    def _on_key(self, event) -> None:
+        """A key on the canvas: arrows move the query one cell, [ and ] change its frame (both
+        stop at the edge), m turns the mass view on and off."""
+        if event.key == "m":  # the share in use was checked when it was set
+            self._mass = None if self._mass else self.last_mass
+            self._blitter.invalidate()
+            self._safe(self._pick, self.queries)
+        elif event.key in MOVES:
+            (t_count, *_), (h, w) = self.geometry.frames_shape, self.geometry.grid_shape
+            tops, step = (t_count - 1, h - 1, w - 1), MOVES[event.key]
+            moved = [min(max(q + d, 0), n) for q, d, n in zip(self.query, step, tops, strict=True)]
+            self._safe(lambda: self._pick(self._queries(*moved, checked=True)))
 
     def _safe(self, fn, *args) -> None:
         """Run ``fn`` for a click or a slider: never raise, report errors in ``status``."""
@@ -275,42 +305,76 @@ class AffinityExplorer:
             self._sync()
 
     def _sync(self) -> None:
-        """Sliders back on the drawn state, without triggering them."""
-        if (c := self.controls) is not None:
-            c.syncing = True
-            (c.t.value, c.y.value, c.x.value), c.k.value, c.scale.value = (
-                self.query,
-                self._k,
-                self._scale,
-            )
-            c.syncing = False
+        if self.controls is not None:  # the controls back on the drawn state
+            self.controls.sync()
 
     # ------------------------------------------------------------------ drawing
 
     def _draw(self, queries, weights) -> None:
-        self.colorbars = []
-        for strip, bar, source, q, w in zip(
-            self.strips, self._bars, self.sources, queries, weights, strict=True
-        ):
-            norm, used = strip.update(w, q, self._k, self._scale, self._shared_scale)
-            bar.clear()
-            label = source.label + ("" if self._shared_scale else f", frame t={q[0]}")
-            self.colorbars.append(colorbar(self.fig, bar, norm, used, label))
+        """Draw new queries (or options): the strips, then on a live canvas only what changed."""
+        rows = zip(self.strips, self.sources, queries, weights, strict=True)
+        for r, (strip, source, q, w) in enumerate(rows):
+            _, used = strip.update(
+                w, q, self._k, self._scale, self._shared_scale, self._mass, False
+            )
+            self._colour_bar(r, used, source.label)
         self.queries, self.all_weights = queries, weights
-        (t, y, x), names = queries[0], " | ".join(s.name for s in self.sources)
+        self.last_mass = self._mass or self.last_mass  # what the key m turns back on
+        strip = self.strips[0]
+        mass = describe(strip.mask, strip.inside, self._mass, (weights[0] < 0).any())
+        t, y, x = queries[0]
         py, px = self.geometry.pixel_of_cell(y, x)
-        self.fig.suptitle(f"{names}: query (t, y, x) = ({t}, {y}, {x})", fontsize=10)
-        self.status.value = (f"{names}: query (t, y, x) = ({t}, {y}, {x}), pixel (y, x) = "
-                             f"({py:.0f}, {px:.0f}); top-{self._k} j, "
-                             f"max weight {weights[0].max():.3g}")  # fmt: skip
+        where = f"query (t, y, x) = ({t}, {y}, {x})"
+        largest = " | ".join(f"{np.abs(w).max():.3g}" for w in weights)
+        self._where.set_text(f"{where}: largest weight {largest}" + (f"\n{mass}" if mass else ""))
+        names = " | ".join(s.name for s in self.sources)
+        frames = " ".join(f"{v:.0f}" for v in 100 * np.abs(weights[0]).sum((1, 2))
+                          / (np.abs(weights[0]).sum() or 1))  # fmt: skip
+        self.status.value = (f"{names}: {where}, pixel (y, x) = ({py:.0f}, {px:.0f}); "
+                             f"top-{self._k} j, max weight {weights[0].max():.3g}; "
+                             f"weight per frame {frames} %"
+                             + (f"; {mass}" if mass else ""))  # fmt: skip
         self.status.remove_class(ERROR_CLASS)
         self._sync()
-        if type(self.fig.canvas).draw_idle is not FigureCanvasBase.draw_idle:
-            self.fig.canvas.draw_idle()  # ipympl and co. redraw later; under Agg the caller draws
-        self._refresh()
+        self._show()
 
-    def _refresh(self) -> None:
-        if self._output is not None:
-            with self._output:
-                self._output.clear_output(wait=True)
+    def _colour_bar(self, r: int, used: str, label: str) -> None:
+        """Row r's colour bar, relative to the largest weight (as the colours are): a click
+        leaves it as it is; a new scale redraws it."""
+        shared = self._shared_scale
+        if self._bar_keys[r] != (used, shared):
+            self._bars[r].clear()
+            norm = _color_scale(np.ones(1), used)[0]
+            self.colorbars[r] = colorbar(self.fig, self._bars[r], norm, used, label)
+            kind = {"log": ", log", "signed": ", signed"}.get(used, "")
+            each = "its max" if shared else "each frame's max"
+            self.colorbars[r].set_label(f"{label} ÷ {each}{kind}", fontsize=7)
+            self._bar_keys[r] = (used, shared)
+            self._blitter.invalidate()
+
+    def redraw(self) -> None:
+        """Put the last drawing on the canvas the way a click does: only what changed is drawn
+        over the rest (``nlviz.blit``); the same picture as a full ``fig.canvas.draw()``."""
+        changing = [a for strip in self.strips for a in strip.changing]
+        if self._mass:  # the frames' titles give the share in the mask
+            changing += [ax.title for strip in self.strips for ax in strip.axes]
+        changing += [strip.box for strip in self.strips] + [self._where]
+        if changing != self._blitter.changing:
+            self._blitter = Blitter(self.fig, changing)
+        if hasattr(self.fig.canvas, "copy_from_bbox"):  # Agg and its kin (ipympl, Qt, Tk)
+            self._blitter.redraw()
+        else:
+            self.fig.canvas.draw_idle()
+
+    def _show(self) -> None:
+        """After a change: a live canvas shown once redraws what changed; a static view gets a
+        new picture; under Agg (tests, scripts) the caller draws."""
+        if type(self.fig.canvas).draw_idle is not FigureCanvasBase.draw_idle:
+            if self._shown:
+                self.redraw()
+            else:
+                self.fig.canvas.draw_idle()  # not drawn yet: ipympl draws when displayed
+        if self.controls is not None and self.controls.picture is not None:
+            with self.controls.picture:
+                self.controls.picture.clear_output(wait=True)
                 display(self.fig)

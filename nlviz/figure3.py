@@ -6,6 +6,8 @@ In every frame the query's position is a star (filled in its own frame, hollow e
 the query's top-k positions j in that frame are circles of area proportional to the weight,
 joined to the star by arrows that stay inside their frame. Positions with less than ``FLOOR``
 (1e-3) times the largest weight are not marked: a peaked softmax marks only what one can see.
+The mass view (``nlviz.mass``) shows only the smallest set of j holding a share of the weight,
+outlined, each frame's part of it in the frame's title.
 """
 
 from __future__ import annotations
@@ -14,30 +16,67 @@ import textwrap
 
 import numpy as np
 from matplotlib.cm import ScalarMappable
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from nlviz.attention import Source, as_frames
-from nlviz.plot import FLOOR, SCALES, color_scale, weight_cmap
+from nlviz.attention import Source
+from nlviz.mass import mass_set, outline
+from nlviz.plot import FLOOR, SCALES, _color_scale, weight_cmap
 from nlviz.utils import check_bool, check_int
 
-__all__ = ["SCALES", "top_k", "Strip", "colorbar", "frame_grid", "sources_of", "figure3",
-           "compare_sources", "affinity_strip"]  # fmt: skip
+__all__ = ["SCALES", "top_k", "Strip", "colorbar", "frame_grid", "sources_of",
+           "figure3"]  # fmt: skip
 
-ARROW, STAR = "#00e5ff", "#39ff14"
+ARROW, STAR, OUTLINE, QUERY_FRAME = "#00e5ff", "#39ff14", "#ffe600", "#c00000"
 NEAREST = {"interpolation": "nearest"}
+HEAD = (4.0, 2.0)  # arrow head length and half-width, points (matplotlib's "-|>" at 10 pt)
 
 
 def top_k(weights: np.ndarray, k: int):
     """(t, y', x', weight) of the k largest weights, largest first; none tied at the minimum."""
     flat = weights.reshape(-1)
-    idx = np.argsort(-flat, kind="stable")[: min(k, flat.size)]
+    k = min(k, flat.size)
+    # the candidates: every position at least as large as the k-th largest (ties included),
+    # ranked like a stable sort of all (a click ranks ~k positions, not all N')
+    cand = np.flatnonzero(flat >= np.partition(flat, flat.size - k)[flat.size - k]) if k else []
+    idx = np.asarray(cand, int)[np.argsort(-flat[cand], kind="stable")][:k]
     idx = idx[flat[idx] > flat.min()]  # a constant map (e.g. all zero) ranks nothing
     return (*np.unravel_index(idx, weights.shape), flat[idx])
 
 
+def _colours(weights: np.ndarray, norm, scale: str) -> np.ndarray:
+    """The heatmaps' RGBA bytes (..., 4): looked up once per query, not at every redraw."""
+    flat = weights.reshape(-1)
+    if scale == "log":  # log(0) is undefined: zeros are made transparent by the caller
+        flat = np.where(flat > 0, flat, norm.vmin)
+    return weight_cmap(scale == "signed", overlay=True)(norm(flat), bytes=True).reshape(
+        *weights.shape, 4
+    )
+
+
+def _arrow(start, end, shaft: float, head: tuple[float, float]) -> np.ndarray:
+    """The outline (7, 2) of an arrow from ``start`` to ``end`` with a shaft ``shaft`` wide and
+    a head (length, half-width), all in data units: a polygon, one fill for the whole arrow."""
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    length = float(np.hypot(*(end - start))) or 1e-9
+    along = (end - start) / length
+    across = np.array([-along[1], along[0]])
+    neck = end - along * min(head[0], length)
+    a, b = across * shaft / 2, across * head[1]
+    return np.array([start + a, neck + a, neck + b, end, neck - b, neck - a, start - a])
+
+
 class Strip:
     """The frames of one source (``axes``, one per frame): heatmaps of the weights, the query
-    and its top-k positions j. ``update`` draws a new query, reusing the artists."""
+    and its top-k positions j. ``update`` draws a new query, reusing the artists.
+
+    Attributes: ``heat`` (an RGBA image per frame), ``weights``, ``visible`` (where a heatmap
+    is not transparent), ``shown`` (the weights as drawn), ``arrows`` ((t, start, end, weight),
+    largest first), ``mask`` and ``inside`` (the mass view's j and share per frame),
+    ``changing`` (the artists a query redraws).
+    """
 
     def __init__(self, fig: Figure, axes, source: Source) -> None:
         self.fig, self.axes, self.source, self.geometry = fig, list(axes), source, source.geometry
@@ -45,70 +84,117 @@ class Strip:
         lo, hi = float(frames.min()), max(float(frames.max()), float(frames.min()) + 1e-12)
         shown = frames if frames.ndim == 3 or (lo >= 0 and hi <= 1) else (frames - lo) / (hi - lo)
         grey = {"cmap": "gray", "vmin": lo, "vmax": hi} if frames.ndim == 3 else {}
-        blank, extent = np.zeros(self.geometry.j_shape[1:]), self.geometry.j_extent
-        self.heat, self.stars, self.circles, self.arrows = [], [], [], []
+        blank, extent = np.zeros((*self.geometry.j_shape[1:], 4), np.uint8), self.geometry.j_extent
+        self.heat, self.stars, self.circles, self.outlines, self.fans = [], [], [], [], []
+        self.arrows, self.weights, self.visible, self.mask, self.inside = [], None, None, None, None
         for t, ax in enumerate(self.axes):  # colour in [0, 1] as it is, else stretched to it
             ax.imshow(np.clip(shown[t], 0, 1) if frames.ndim == 4 else shown[t], **grey, **NEAREST)
-            heat = ax.imshow(blank, cmap=weight_cmap(overlay=True), extent=extent, **NEAREST)
-            self.heat.append(heat)
+            self.heat.append(ax.imshow(blank, extent=extent, zorder=1, **NEAREST))
+            for spine in ax.spines.values():  # under the frame (half shows): never redrawn,
+                spine.set(zorder=-1, lw=1.6)  # and a frame exports as one image
+            self.outlines.append(ax.add_collection(LineCollection([], colors=OUTLINE, lw=1.6)))
+            self.fans.append(
+                ax.add_collection(PolyCollection([], ec="none", zorder=3, gid="arrows"))
+            )
             self.circles.append(ax.scatter([], [], s=[], fc="none", ec=ARROW, lw=1.2, zorder=4))
             self.stars.append(ax.plot([], [], marker="*", ms=13, mew=0.8, ls="", zorder=6)[0])
             ax.set(xlim=(-0.5, width - 0.5), ylim=(height - 0.5, -0.5), xticks=[], yticks=[])
+        moving = {*self.heat, *self.outlines, *self.fans, *self.circles, *self.stars}
+        self.changing = [a for ax in self.axes for a in sorted(  # the order of Axes.draw
+            (a for a in ax.get_children() if a in moving), key=lambda a: a.zorder)]  # fmt: skip
+        box = {"fill": False, "ec": QUERY_FRAME, "lw": 2.5, "clip_on": False, "visible": False}
+        self.box = fig.add_artist(Rectangle((0, 0), 1, 1, **box))  # the query's frame, by update
 
-    def update(self, weights: np.ndarray, query, k: int, scale="auto", shared_scale=True):
-        """Draw ``weights`` (T, h', w') of ``query`` (t, y, x). Returns the norm of the
-        query's frame (of all frames if ``shared_scale``) and the scale used."""
+    def update(self, weights: np.ndarray, query, k: int, scale="auto", shared_scale=True,
+               mass=None, shares=True):  # fmt: skip
+        """Draw ``weights`` (T, h', w') of ``query`` (t, y, x), with ``mass`` (a share) only the
+        smallest set of j holding it; titles give each frame's share (``shares=False``: the
+        query's frame outlined instead). Returns the norm of the query's frame and the scale."""
         tq, yq, xq = query
-        norm, used, _ = color_scale(weights, scale)
+        norm, used, _ = _color_scale(weights, scale)
         qy, qx = self.geometry.pixel_of_cell(yq, xq)
         total = np.abs(weights).sum() or 1.0
+        self.mask, self.inside = mass_set(weights, mass) if mass else (None, None)
+        self.visible = (weights > 0) if used == "log" else np.ones(weights.shape, bool)
+        self.visible &= True if self.mask is None else self.mask
+        self.weights = weights
+        if shared_scale:
+            colours = _colours(weights, norm, used)
+        else:
+            colours = np.stack([_colours(w, _color_scale(w, used)[0], used) for w in weights])
+        colours[~self.visible] = 0  # transparent: a log scale's zeros, outside the mass view
+        (sy, sx), (py, px) = self.geometry.stride, self.geometry.pool
+        cell = np.array([px * sx, py * sy])
         for t, (ax, im, star) in enumerate(zip(self.axes, self.heat, self.stars, strict=True)):
-            im.set(cmap=weight_cmap(used == "signed", overlay=True))
-            im.set_norm(norm if shared_scale else color_scale(weights[t], used)[0])
-            im.set_data(np.ma.masked_less_equal(weights[t], 0) if used == "log" else weights[t])
-            star.set(
-                data=([qx], [qy]), mfc=STAR if t == tq else "none", mec="black" if t == tq else STAR
-            )
-            share = 100 * np.abs(weights[t]).sum() / total  # of all the weight, in this frame
-            ax.set_title(
-                f"t={t}: {share:.0f}%", fontsize=9, color="#c00000" if t == tq else "black"
-            )
-        for arrow in self.arrows:
-            arrow.remove()
+            im.set_data(colours[t])
+            own = t == tq
+            star.set(data=([qx], [qy]), mfc=STAR if own else "none", mec="black" if own else STAR)
+            if self.mask is None:
+                share = f": {100 * np.abs(weights[t]).sum() / total:.0f}%" if shares else ""
+                title = f"t={t}{share}"  # of all the weight
+                self.outlines[t].set_visible(False)  # not drawn at all: a click is cheaper
+            else:
+                inside = self.inside[t]
+                title = f"t={t}: " + ("no weight" if np.isnan(inside) else f"{inside:.0%} in mask")
+                self.outlines[t].set_segments(outline(self.mask[t]) * cell - 0.5)
+                self.outlines[t].set_visible(bool(self.mask[t].any()))
+            red = t == tq and (shares or self.mask is not None)
+            if (ax.get_title(), ax.title.get_color()) != (title, QUERY_FRAME if red else "black"):
+                ax.set_title(title, fontsize=9, color=QUERY_FRAME if red else "black")
+        self.box.set(transform=self.axes[tq].transAxes, visible=not shares and self.mask is None)
+        self._mark(weights, used, k, (qx, qy))
+        return norm if shared_scale else _color_scale(weights[tq], used)[0], used
+
+    @property
+    def shown(self) -> list[np.ndarray]:
+        """The weights of each frame as drawn: masked where the heatmap is transparent."""
+        return [np.ma.masked_array(w, ~v) for w, v in zip(self.weights, self.visible, strict=True)]
+
+    def _mark(self, weights, used, k, start) -> None:
+        """Circles on the top-k positions j (area ~ weight) and arrows to them from ``start``."""
         tt, yj, xj, ww = top_k(np.abs(weights) if used == "signed" else weights, k)
         keep = np.abs(ww) >= FLOOR * np.abs(ww).max(initial=0)  # marks only weights one can see
         tt, yj, xj, ww = tt[keep], yj[keep], xj[keep], ww[keep]
         ty, tx = self.geometry.pixel_of_j(yj, xj)
-        size = 300 * np.abs(ww) / (np.abs(ww).max() if len(ww) else 1.0)
-        for t, circles in enumerate(self.circles):
-            circles.set_offsets(np.c_[tx[tt == t], ty[tt == t]].reshape(-1, 2))
-            circles.set_sizes(size[tt == t])
-        self.arrows = []
-        for t, y, x, s in zip(tt, ty, tx, size / 300, strict=True):  # largest weight first
-            style = {"arrowstyle": "-|>", "color": ARROW, "lw": 0.6 + 1.2 * s, "alpha": 0.5 + s / 2}
-            self.arrows.append(self.axes[t].annotate("", (x, y), (qx, qy), arrowprops=style))
-        return self.heat[tq].norm, used
+        size = np.abs(ww) / (np.abs(ww).max() if len(ww) else 1.0)
+        (_, height, width), ax = self.geometry.frames_shape, self.axes[0]
+        points = min(ax.bbox.width / width, ax.bbox.height / height) * 72 / self.fig.dpi
+        head = (HEAD[0] / points, HEAD[1] / points)  # points -> display pixels of the frame
+        self.arrows = [(int(t), start, (float(x), float(y)), float(w))
+                       for t, x, y, w in zip(tt, tx, ty, ww, strict=True)]  # fmt: skip
+        for t, (circles, fan) in enumerate(zip(self.circles, self.fans, strict=True)):
+            here = tt == t
+            circles.set_visible(here.any())
+            fan.set_visible(here.any())
+            circles.set_offsets(np.c_[tx[here], ty[here]].reshape(-1, 2))
+            circles.set_sizes(300 * size[here])
+            ends = zip(tx[here], ty[here], size[here], strict=True)
+            fan.set_verts(
+                [_arrow(start, (x, y), (0.6 + 1.2 * s) / points, head) for x, y, s in ends]
+            )
+            fan.set_facecolors([(*to_rgb(ARROW), 0.5 + s / 2) for s in size[here]])
 
 
 def colorbar(fig: Figure, cax, norm, scale: str, label: str):
     """A strip's colour bar: the heatmaps' colours, opaque; the scale named in the label."""
-    note = {"signed": " (signed)", "linear": ""}.get(scale, color_scale(np.ones(1), "log")[2])
+    note = {"signed": " (signed)", "linear": ""}.get(scale, _color_scale(np.ones(1), "log")[2])
     bar = fig.colorbar(ScalarMappable(norm, weight_cmap(scale == "signed")), cax=cax)
     bar.set_label(label + note, fontsize=7)
     bar.ax.tick_params(labelsize=6)
     return bar
 
 
-def frame_grid(fig: Figure, frames_shape, n_rows: int, ncols: int):
+def frame_grid(fig: Figure, frames_shape, n_rows: int, ncols: int, header: float = 0.55):
     """Size ``fig`` and give it, per source row, its frame Axes (``ncols`` to a line) and a
-    colour-bar Axes. A gridspec without constrained layout: redraws solve nothing."""
+    colour-bar Axes, ``header`` inches left above for titles. A gridspec without constrained
+    layout: redraws solve nothing."""
     t, height, width = frames_shape[:3]
     lines = -(-t // ncols)
     cell = min(9.0 / ncols, 3.0)
     fig.set_size_inches(
-        max(cell * ncols + 1.5, 6.5), 0.8 + n_rows * lines * (cell * height / width + 0.3)
+        max(cell * ncols + 1.5, 6.5), 0.25 + header + n_rows * lines * (cell * height / width + 0.3)
     )
-    top, bottom = 1 - 0.55 / fig.get_size_inches()[1], 0.1 / fig.get_size_inches()[1]
+    top, bottom = 1 - header / fig.get_size_inches()[1], 0.1 / fig.get_size_inches()[1]
     box = {"left": 0.06, "right": 0.92, "top": top, "bottom": bottom, "wspace": 0.06, "hspace": 0.3}
     gs = fig.add_gridspec(n_rows * lines, ncols + 1, width_ratios=[1] * ncols + [0.05], **box)
     rows = [
@@ -157,31 +243,3 @@ def figure3(explorer, queries, *, k=20, scale="auto", shared_scale=True, title=N
     return _figure(
         rows, k, scale, shared_scale, title or f"{source.name}: top-{k} positions j", ncols
     )
-
-
-def compare_sources(
-    explorers, query, *, k=20, scale="auto", shared_scale=True, title=None, ncols=None
-):
-    """One query under several sources, a row each: ``query`` (t, y, x) is on the first
-    source's grid and reaches the others as the display pixel at its centre."""
-    items = explorers if isinstance(explorers, list | tuple) else [explorers]
-    sources = [s for e in items for s in sources_of(e)]
-    first = sources[0].geometry
-    t, y, x = first.check_query(query)
-    py, px = first.pixel_of_cell(y, x)
-    shapes = {s.geometry.frames_shape for s in sources}
-    if len(shapes) > 1:
-        raise ValueError(f"explorers: expected frames of one shape in all, got {sorted(shapes)}")
-    rows = [(s, (t, *s.geometry.cell_of_pixel(py, px))) for s in sources]
-    title = title or f"one query, pixel (t, y, x) = ({t}, {py:.0f}, {px:.0f}), top-{k} weights"
-    return _figure(rows, k, scale, shared_scale, title, ncols)
-
-
-def affinity_strip(frames, weights, query, *, grid_shape=None, pool=(1, 1), **options):
-    """``figure3`` of given ``weights`` (T, h', w') for ``query`` on the grid ``grid_shape``."""
-    source = Source.create(
-        as_frames(frames), lambda t, y, x: weights, grid_shape=grid_shape, pool=pool
-    )
-    source.geometry.check_weights(weights)
-    fig, rows = figure3(source, [query], **options)
-    return fig, rows[0]

@@ -233,21 +233,33 @@ def nlm_weights(image, query, patch_size=7, patch_distance=11, h=0.1, sigma=0.0,
     TypeError, ValueError
         On bad input; the message starts with the argument's name.
     """
+    weights_of = _weights_fn(image, patch_size, patch_distance, h, sigma, channel_axis)
+    return weights_of(check_query(query, weights_of.shape))
+
+
+def _weights_fn(image, patch_size=7, patch_distance=11, h=0.1, sigma=0.0, channel_axis=None):
+    """``nlm_weights`` for many queries of one image: checked and padded once, then
+    ``fn(query)`` -> the weights of a query already known to be inside ``fn.shape``."""
     args = _validate(image, channel_axis, patch_size, patch_distance, h, sigma)
     planes, _, r, pd, h, sigma = args
-    C, *S = planes.shape
-    q, k, nd = check_query(query, tuple(S)), 2 * r + 1, len(S)
-    window = tuple(slice(max(0, i - pd), min(n, i + pd + 1)) for i, n in zip(q, S, strict=True))
+    _, *S = planes.shape
+    k, nd = 2 * r + 1, len(S)
     padded = np.pad(planes.astype(np.float64), [(0, 0)] + [(r, r)] * nd, mode="reflect")
-    region = padded[(slice(None), *(slice(a.start, a.stop + 2 * r) for a in window))]
-    # every patch whose centre j lies in the window: (C, *window shape, *patch shape)
-    patches = sliding_window_view(region, (k,) * nd, axis=tuple(range(1, nd + 1)))
-    ref = padded[(slice(None), *[None] * nd, *(slice(i, i + k) for i in q))]
-    dist = np.mean((patches - ref) ** 2, axis=(0, *range(nd + 1, 2 * nd + 1)))
-    w = np.exp(-np.maximum(dist - 2 * sigma * sigma, 0) / h / h)
-    weights = np.zeros(S)
-    weights[window] = w / w.sum()
-    return weights
+
+    def fn(q) -> np.ndarray:
+        window = tuple(slice(max(0, i - pd), min(n, i + pd + 1)) for i, n in zip(q, S, strict=True))
+        region = padded[(slice(None), *(slice(a.start, a.stop + 2 * r) for a in window))]
+        # every patch whose centre j lies in the window: (C, *window shape, *patch shape)
+        patches = sliding_window_view(region, (k,) * nd, axis=tuple(range(1, nd + 1)))
+        ref = padded[(slice(None), *[None] * nd, *(slice(i, i + k) for i in q))]
+        dist = np.mean((patches - ref) ** 2, axis=(0, *range(nd + 1, 2 * nd + 1)))
+        w = np.exp(-np.maximum(dist - 2 * sigma * sigma, 0) / h / h)
+        weights = np.zeros(S)
+        weights[window] = w / w.sum()
+        return weights
+
+    fn.shape = tuple(S)
+    return fn
 
 
 # ----------------------------------------------------------------------------- the definition

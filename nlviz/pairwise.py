@@ -105,7 +105,11 @@ def _scalars(theta, phi, w_f):
 
 def affinity(pairwise: str, theta, phi, *, w_f=None, scale: bool = False) -> Tensor:
     """The normalised weights ``f(x_i, x_j) / C(x)``, (B, N, M): the naive N x M reference."""
-    s = _check(pairwise, theta, phi, w_f=w_f, scale=scale)
+    return _affinity(pairwise, theta, phi, w_f, _check(pairwise, theta, phi, w_f=w_f, scale=scale))
+
+
+def _affinity(pairwise: str, theta, phi, w_f, s: float) -> Tensor:
+    """``affinity`` unchecked, ``s`` the factor on theta^T phi (the explorer's click path)."""
     if pairwise == "concatenation":
         a, b = _scalars(theta, phi, w_f)
         return F.relu(a[:, :, None] + b[:, None, :]) / phi.shape[1]

@@ -8,6 +8,7 @@ Every function returns ``(fig, axes)`` and draws into given axes, so figures can
 
 from __future__ import annotations
 
+import functools
 import os
 
 import matplotlib
@@ -31,11 +32,13 @@ __all__ = ["SCALES", "FLOOR", "color_scale", "weight_cmap", "show_weights", "ima
            "affinity_maps", "save_figure"]  # fmt: skip
 
 SCALES = ("auto", "log", "linear", "signed")
+SAVE_RC = {"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "nlviz"}  # text as text
 CMAP, SIGNED_CMAP, ALPHA, FLOOR = "magma", "RdBu_r", 0.85, 1e-3
 NEAREST = {"interpolation": "nearest"}
 QUERY = {"marker": "s", "ms": 9, "mfc": "none", "mec": "#00e5ff", "mew": 1.8, "ls": "none"}
 
 
+@functools.cache  # one map per kind: the explorer colours every click with it
 def weight_cmap(signed: bool = False, overlay: bool = False) -> ListedColormap:
     """magma (RdBu_r if ``signed``); as an ``overlay`` its opacity grows with the weight's size,
     so that small weights let the image show; below the range and masked: transparent."""
@@ -53,12 +56,13 @@ def color_scale(weights, scale: str = "auto", floor: float = FLOOR, top: float |
     else "log". ``top`` fixes the largest value (to share a scale across panels)."""
     check_choice("scale", scale, SCALES)
     floor = check_real("floor", floor, minimum=0, maximum=1, strict=True)
-    top = (
-        float(np.abs(weights).max())
-        if top is None
-        else check_real("top", top, minimum=0, strict=True)
-    )
-    top = top or 1.0
+    return _color_scale(weights, scale, floor, None if top is None else check_real(
+        "top", top, minimum=0, strict=True))  # fmt: skip
+
+
+def _color_scale(weights, scale: str, floor: float = FLOOR, top: float | None = None):
+    """``color_scale`` unchecked (the explorer's click path)."""
+    top = (float(np.abs(weights).max()) if top is None else top) or 1.0
     scale = ("signed" if np.min(weights) < 0 else "log") if scale == "auto" else scale
     if scale == "signed":
         return Normalize(-top, top), scale, " (signed)"
@@ -237,13 +241,16 @@ def affinity_maps(maps, titles=None, *, query=None, image=None, shared_scale=Tru
 
 
 def save_figure(fig, path, *, overwrite: bool = False, dpi: int = 150):
-    """Save ``fig`` to ``path`` (.png or .pdf) atomically; an existing file is replaced only
-    with ``overwrite=True``. Returns the path."""
+    """Save ``fig`` to ``path`` (.png, .svg or .pdf) atomically; an existing file is replaced
+    only with ``overwrite=True``. SVG and PDF keep text as text (to edit on a slide) and are the
+    same bytes for the same figure; ``dpi`` sets the PNG's resolution. Returns the path."""
     if not isinstance(fig, Figure):
         raise TypeError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
     suffix = str(path).lower().rsplit(".", 1)[-1] if isinstance(path, str | os.PathLike) else ""
-    if suffix not in ("png", "pdf"):
-        raise ValueError(f"path: expected a .png or .pdf file name, got {path!r}")
+    if suffix not in ("png", "svg", "pdf"):
+        raise ValueError(f"path: expected a .png, .svg or .pdf file name, got {path!r}")
     dpi = check_int("dpi", dpi, minimum=10, maximum=1200)
-    save = lambda fh: fig.savefig(fh, format=suffix, dpi=dpi)  # noqa: E731
-    return atomic_write(path, save, overwrite=overwrite)
+    meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(suffix)  # same bytes
+    save = lambda fh: fig.savefig(fh, format=suffix, dpi=dpi, metadata=meta)  # noqa: E731
+    with matplotlib.rc_context(SAVE_RC):
+        return atomic_write(path, save, overwrite=overwrite)

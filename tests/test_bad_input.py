@@ -18,7 +18,7 @@ from nlviz import AffinityExplorer, NonLocalBlock  # noqa: E402
 from nlviz import pairwise as pw  # noqa: E402
 from nlviz.attention import Geometry, Source  # noqa: E402
 from nlviz.experiments import read_csv, run  # noqa: E402
-from nlviz.figure3 import affinity_strip, figure3  # noqa: E402
+from nlviz.figure3 import figure3  # noqa: E402
 from nlviz.plot import affinity_maps, image_grid, save_figure, show_weights  # noqa: E402
 from nlviz.train import Config, load_checkpoint, save_checkpoint, train  # noqa: E402
 from nlviz.utils import Output, check_query, pick_device  # noqa: E402
@@ -278,7 +278,13 @@ def _frames():
             "affinity_fn",
         ),
         (lambda: AffinityExplorer.from_nlm(_frames(), per_frame="yes"), TypeError, "per_frame"),
-        (lambda: affinity_strip(_frames(), np.ones((2, 8, 8)), (0, 0, 0), k=-1), ValueError, "k"),
+        (
+            lambda: figure3(
+                Source.create(_frames(), lambda t, y, x: np.ones((2, 8, 8))), [(0, 0, 0)], k=-1
+            ),
+            ValueError,
+            "k",
+        ),  # fmt: skip
         (
             lambda: figure3(Source.create(_frames(), lambda t, y, x: np.ones((2, 8, 8))), []),
             ValueError,

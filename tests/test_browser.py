@@ -4,7 +4,9 @@ Chromium driven by Playwright for Python.
 Runs all cells of a copy of the notebook, clicks a frame of the first explorer canvas where the
 notebook says (it prints the fraction of the canvas), and checks that the explorer's status
 label (CSS class ``nlviz-explorer-status``) names the clicked query and that the canvas picture
-changed. Skips where chromium or playwright is missing (``.ci/run`` installs both).
+changed; then presses keys on the canvas (an arrow, another, ``]``, ``m``) and checks the label
+and the picture after each. Skips where chromium or playwright is missing (``.ci/run``
+installs both).
 Run: ``pytest -m browser tests``.
 """
 
@@ -198,12 +200,31 @@ def test_click_in_the_browser_updates_label_and_canvas(lab, sync_playwright):
             text = label.text_content()
             assert "error" not in text, text
 
-            def redrawn():  # another figure: heatmaps, arrows and title moved
+            def redrawn(share=0.01):  # another figure: heatmaps, arrows and title moved
                 after, first = _pixels(canvas.screenshot()), _pixels(before)
                 if after.shape != first.shape:
                     return False
-                return float((np.abs(after - first).max(axis=-1) > 0.1).mean()) > 0.01
+                return float((np.abs(after - first).max(axis=-1) > 0.1).mean()) > share
 
             _wait_until(redrawn, 30, "the canvas to show the new query")
+
+            # keys on the focused canvas: an arrow moves the query one cell, ] goes to the next
+            # frame, m turns the mass view on; none of them reaches JupyterLab's own shortcuts
+            # (m would turn the current cell into markdown)
+            t, y, x = (int(v) for v in match["q"].split(","))
+            markdown_cells = page.locator(".jp-MarkdownCell").count()
+            for key, expected in [
+                ("ArrowRight", f"({t}, {y}, {x + 1})"),
+                ("ArrowDown", f"({t}, {y + 1}, {x + 1})"),
+                ("BracketRight", f"({t + 1}, {y + 1}, {x + 1})"),
+                ("m", "mass view"),
+            ]:
+                before = canvas.screenshot()
+                page.keyboard.press(key)
+                _wait_until(lambda e=expected: e in label.text_content(), 30, f"{key}: {expected}")
+                assert "error" not in label.text_content(), label.text_content()
+                # a move of one cell may keep the map: at least the star moved (~1e-4 of it)
+                _wait_until(lambda: redrawn(5e-5), 30, f"the canvas to change after {key}")
+            assert page.locator(".jp-MarkdownCell").count() == markdown_cells
         finally:
             browser.close()

@@ -12,19 +12,18 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.backend_bases import MouseEvent  # noqa: E402
+from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
 from nlviz import AffinityExplorer, NonLocalBlock  # noqa: E402
 from nlviz.attention import Geometry  # noqa: E402
 from nlviz.explorer import ERROR_CLASS, STATUS_CLASS  # noqa: E402
 from nlviz.figure3 import (  # noqa: E402
-    affinity_strip,
-    compare_sources,
     figure3,
     top_k,  # noqa: E402
 )
 from nlviz.nlm import nlm_weights  # noqa: E402
 from nlviz.pairwise import PAIRWISE  # noqa: E402
-from nlviz.plot import save_figure  # noqa: E402
+from nlviz.plot import save_figure, weight_cmap  # noqa: E402
 
 T, C, GRID_H, GRID_W, STRIDE = 3, 8, 7, 5, 4  # odd grid: the pooled last row/column is cut
 
@@ -57,7 +56,20 @@ def click(explorer, t: int, py: float, px: float, button: int = 1, row: int = 0)
 
 
 def heat_data(explorer) -> list[np.ndarray]:
-    return [np.ma.getdata(im.get_array()).copy() for im in explorer.heatmaps]
+    return [np.ma.getdata(w).copy() for w in explorer.strips[0].shown]
+
+
+def arrows(ax) -> list:
+    """The tips (x, y) of the arrows drawn in ``ax`` (one polygon each, the tip its 4th point)."""
+    fans = [c for c in ax.collections if c.get_gid() == "arrows" and c.get_visible()]
+    return [tuple(path.vertices[3]) for fan in fans for path in fan.get_paths()]
+
+
+def colours(weights, norm, signed=False) -> np.ndarray:
+    """The RGBA bytes a heatmap shows for ``weights`` under ``norm``."""
+    return weight_cmap(signed, overlay=True)(norm(weights.reshape(-1)), bytes=True).reshape(
+        *weights.shape, 4
+    )
 
 
 # --------------------------------------------------------------------------- clicks
@@ -92,11 +104,14 @@ def test_select_draws_what_it_returns():
     assert weights is explorer.weights
     for t, data in enumerate(heat_data(explorer)):
         np.testing.assert_array_equal(data, weights[t])
-    # shared scale: one colour range for all frames, the colorbar's
+    # shared scale: one colour range for all frames, ending at the largest weight; the colour
+    # bar gives it as a fraction of the largest (printed above the frames)
     top = weights.max()
-    for im in explorer.heatmaps:
-        assert im.get_clim() == pytest.approx((0, top))
-    assert explorer.colorbar.mappable.get_clim() == pytest.approx((0, top))
+    for t, im in enumerate(explorer.heatmaps):
+        np.testing.assert_array_equal(im.get_array(), colours(weights[t], Normalize(0, top)))
+    assert explorer.colorbar.mappable.get_clim() == pytest.approx((0, 1))
+    assert "÷ its max" in explorer.colorbar.ax.get_ylabel()
+    assert f"largest weight {top:.3g}" in explorer.fig.texts[-1].get_text()
     # the query sits at the centre of cell (6, 4): a filled star in frame 2, hollow elsewhere
     centre = [4 * STRIDE + 1.5, 6 * STRIDE + 1.5]
     for t, star in enumerate(explorer.strips[0].stars):
@@ -108,8 +123,9 @@ def test_select_draws_what_it_returns():
     order = np.argsort(-weights.reshape(-1), kind="stable")[:7]
     assert sorted(np.ravel_multi_index((tt, yk, xk), weights.shape)) == sorted(order)
     for arrow, t in zip(explorer.arrows, tt, strict=True):
-        assert arrow.axes is explorer.frame_axes[t]
-        assert tuple(arrow.xyann) == tuple(centre)
+        assert arrow[0] == t and arrow[1] == tuple(centre)
+    fans = explorer.strips[0].fans  # one polygon per arrow, in the frame it ends in
+    assert [len(fans[t].get_paths()) for t in range(T)] == [int((tt == t).sum()) for t in range(T)]
 
 
 def test_per_frame_scale_and_k():
@@ -120,14 +136,18 @@ def test_per_frame_scale_and_k():
     )
     w = explorer.select(1, 2, 2)
     for t, im in enumerate(explorer.heatmaps):
-        assert im.get_clim() == pytest.approx((0, w[t].max()))
-    assert explorer.colorbar.mappable.get_clim() == pytest.approx((0, w[1].max()))
-    assert "t=1" in explorer.colorbar.ax.get_ylabel()
+        np.testing.assert_array_equal(im.get_array(), colours(w[t], Normalize(0, w[t].max())))
+    assert "each frame" in explorer.colorbar.ax.get_ylabel()
     explorer.shared_scale = True
-    assert explorer.heatmaps[0].get_clim() == pytest.approx((0, w.max()))
+    np.testing.assert_array_equal(
+        explorer.heatmaps[0].get_array(), colours(w[0], Normalize(0, w.max()))
+    )
+    assert "each frame" not in explorer.colorbar.ax.get_ylabel()
     explorer.scale = "log"  # the default for non-negative weights: a floor below the maximum
-    assert explorer.heatmaps[0].get_clim() == pytest.approx((1e-3 * w.max(), w.max()))
+    norm = LogNorm(1e-3 * w.max(), w.max())
+    np.testing.assert_array_equal(explorer.heatmaps[0].get_array(), colours(w[0], norm))
     assert "log" in explorer.colorbar.ax.get_ylabel()
+    assert explorer.colorbar.mappable.get_clim() == pytest.approx((1e-3, 1))
     explorer.k = 0
     assert explorer.arrows == []
     explorer.k = 5
@@ -406,7 +426,7 @@ def test_from_checkpoint_explores_the_trained_block(tmp_path):
 # --------------------------------------------------------------------------- static helpers
 
 
-def test_static_helpers_save_png_and_pdf_and_refuse_to_overwrite(tmp_path):
+def test_static_helpers_save_and_refuse_to_overwrite(tmp_path):
     block = make_block()
     features, frames = make_inputs()
     explorer = AffinityExplorer.from_block(block, features, frames)
@@ -417,9 +437,7 @@ def test_static_helpers_save_png_and_pdf_and_refuse_to_overwrite(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pdf.read_bytes()[:5] == b"%PDF-"
     content = png.read_bytes()
-    fig2, axes = affinity_strip(
-        frames, explorer.affinity(1, 1, 1), (1, 1, 1), grid_shape=(GRID_H, GRID_W), pool=(2, 2)
-    )
+    fig2, (axes,) = figure3(explorer, [(1, 1, 1)], k=2)
     assert len(axes) == T
     with pytest.raises(FileExistsError, match="overwrite"):
         save_figure(fig2, png)
@@ -428,27 +446,27 @@ def test_static_helpers_save_png_and_pdf_and_refuse_to_overwrite(tmp_path):
     assert png.read_bytes() != content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fig3.pdf", "fig3.png"]  # no temp files
     with pytest.raises(ValueError, match="path"):
-        save_figure(fig, tmp_path / "fig3.svg")
-    with pytest.raises(ValueError, match="weights"):
-        affinity_strip(frames, np.ones((T, 2, 2)), (0, 0, 0), grid_shape=(GRID_H, GRID_W))
+        save_figure(fig, tmp_path / "fig3.jpg")
     with pytest.raises(ValueError, match="query"):
         figure3(explorer, [(0, 99, 0)])
     with pytest.raises(TypeError, match="explorer"):
         figure3("explorer", [(0, 0, 0)])
 
 
-def test_compare_sources_draws_one_row_per_source():
+def test_compare_draws_one_row_per_source():
     features, frames = make_inputs()
     learned = AffinityExplorer.from_block(make_block(), features, frames, k=3)
     dot = AffinityExplorer.from_block(make_block("dot_product"), features, frames, k=3)
     nlm = AffinityExplorer.from_nlm(frames, patch_size=3, patch_distance=3, h=0.5, per_frame=True)
-    fig, rows = compare_sources([learned, dot, nlm], (1, 3, 2), k=3)
-    assert len(rows) == 3  # 3 arrows per row, each inside the frame it ends in
-    assert [sum(len(ax.texts) for ax in row) for row in rows] == [3, 3, 3]
-    nlm_row = [np.ma.getdata(ax.images[1].get_array()) for ax in rows[2]]
-    np.testing.assert_allclose(nlm_row[1], nlm.affinity(1, 14, 10)[1])
-    with pytest.raises(ValueError, match="explorers"):
-        compare_sources([learned, AffinityExplorer.from_nlm(frames[:2], per_frame=True)], (0, 0, 0))
+    three = AffinityExplorer.compare(learned, dot, nlm)
+    three.select(1, 3, 2)
+    assert len(three.strips) == 3  # 3 arrows per row, each inside the frame it ends in
+    assert [sum(len(arrows(ax)) for ax in s.axes) for s in three.strips] == [3, 3, 3]
+    w = nlm.affinity(1, 14, 10)  # the NLM row shows these weights, on a log scale
+    norm = LogNorm(1e-3 * w.max(), w.max())
+    np.testing.assert_array_equal(three.strips[2].heat[1].get_array(), colours(w[1], norm))
+    with pytest.raises(ValueError, match="second"):
+        AffinityExplorer.compare(learned, AffinityExplorer.from_nlm(frames[:2], per_frame=True))
 
 
 def test_from_checkpoint_numbers_blocks_in_network_order(tmp_path):

@@ -74,13 +74,17 @@ def _png_size(b64: str | list[str]) -> tuple[int, int]:
 
 
 def _shown_pngs(data: dict) -> list[tuple[int, int]]:
-    """Sizes of the PNGs that a page shows for one output (myst-nb prefers HTML to a PNG)."""
+    """Sizes of the pictures (PNG, SVG) a page shows for one output (myst-nb prefers HTML)."""
     html = "".join(data.get("text/html", ""))
     if WIDGET in data:  # the site shows the widget's own static picture, if it stored one
         if "image/png" in data:
             return [_png_size(data["image/png"])]
     if html:
         return [_png_size(b64) for b64 in DATA_PNG.findall(html)]
+    if "image/svg+xml" in data:  # an exported SVG (notebook 05): its size in pt, shown at 96 dpi
+        svg = "".join(data["image/svg+xml"])
+        size = [re.search(rf'{k}="([0-9.]+)pt"', svg) for k in ("width", "height")]
+        return [tuple(round(float(m[1]) * 96 / 72) for m in size)]
     return [_png_size(data["image/png"])] if "image/png" in data else []
 
 

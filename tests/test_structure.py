@@ -18,6 +18,8 @@ LAYERS = {
     "nlm": 1,
     "pairwise": 1,
     "plot": 1,
+    "mass": 1,
+    "blit": 1,
     "block": 2,
     "nets": 3,
     "video": 4,
@@ -26,7 +28,8 @@ LAYERS = {
     "denoise": 6,
     "attention": 6,
     "figure3": 7,
-    "explorer": 8,
+    "controls": 8,
+    "explorer": 9,
 }
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 
@@ -63,8 +66,8 @@ def test_static_figures_never_reach_the_widget():
             reach(m, seen)
         return seen
 
-    for static in ("plot", "figure3"):
-        assert "explorer" not in reach(static, set())
+    for static in ("plot", "figure3", "mass", "blit"):
+        assert not {"explorer", "controls"} & reach(static, set())
 
 
 @pytest.mark.parametrize("name", MODULES)
