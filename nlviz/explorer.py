@@ -370,10 +370,10 @@ class AffinityExplorer:
         """After a change: a live canvas shown once redraws what changed; a static view gets a
         new picture; under Agg (tests, scripts) the caller draws."""
         if type(self.fig.canvas).draw_idle is not FigureCanvasBase.draw_idle:
-            if self._shown:
+            if self._shown and not getattr(self.fig.canvas, "syncing_data_url", False):
                 self.redraw()
-            else:
-                self.fig.canvas.draw_idle()  # not drawn yet: ipympl draws when displayed
+            else:  # not drawn yet, or ipympl's page not there yet: it draws it all once there
+                self.fig.canvas.draw_idle()
         if self.controls is not None and self.controls.picture is not None:
             with self.controls.picture:
                 self.controls.picture.clear_output(wait=True)
