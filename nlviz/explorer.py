@@ -45,11 +45,10 @@ def _mass(name: str, value) -> float | None:
 
 
 def _option(name: str, check):
-    """A property whose new value is checked, then drawn (the colour bars may change)."""
+    """A property whose new value is checked, then drawn."""
 
     def set_value(self, value):
         setattr(self, f"_{name}", check(name, value))
-        self._blitter.invalidate()
         self._draw(self.queries, self.all_weights)
 
     return property(lambda self: getattr(self, f"_{name}"), set_value)
@@ -218,7 +217,6 @@ class AffinityExplorer:
         queries = self._queries(t, y, x)
         if mass is not None:
             self._mass = _mass("mass", mass)
-            self._blitter.invalidate()
         return self._pick(queries)
 
     def select_pixel(self, t: int, py: float, px: float):
@@ -287,7 +285,6 @@ class AffinityExplorer:
         stop at the edge), m turns the mass view on and off."""
         if event.key == "m":  # the share in use was checked when it was set
             self._mass = None if self._mass else self.last_mass
-            self._blitter.invalidate()
             self._safe(self._pick, self.queries)
         elif event.key in MOVES:
             (t_count, *_), (h, w) = self.geometry.frames_shape, self.geometry.grid_shape
@@ -359,7 +356,7 @@ class AffinityExplorer:
         if self._mass:  # the frames' titles give the share in the mask
             changing += [ax.title for strip in self.strips for ax in strip.axes]
         changing += [strip.box for strip in self.strips] + [self._where]
-        if changing != self._blitter.changing:
+        if changing != self._blitter.changing:  # a new view (the mass view's titles change)
             self._blitter = Blitter(self.fig, changing)
         if hasattr(self.fig.canvas, "copy_from_bbox"):  # Agg and its kin (ipympl, Qt, Tk)
             self._blitter.redraw()
