@@ -163,9 +163,8 @@ class Source:
     def _weights(self, query) -> np.ndarray:
         """The weights of a query known to be on the grid: the click path, checked only where
         ``fn`` is the user's."""
-        if self.trusted:
-            return self.fn(*query)
-        return self.geometry.check_weights(self.fn(*query), "affinity_fn(t, y, x)")
+        w = self.fn(*query)
+        return w if self.trusted else self.geometry.check_weights(w, "affinity_fn(t, y, x)")
 
     @classmethod
     def from_block(cls, block, features, frames, **kwargs) -> Source:
@@ -215,9 +214,8 @@ class Source:
         (T, H, W[, 3]) or an image: the search runs over space and time, or with
         ``per_frame=True`` over the query's frame only (classic NLM on one image)."""
         frames = as_frames(video, "image")
-        params = {
-            k: kwargs.pop(k) for k in ("patch_size", "patch_distance", "h", "sigma") if k in kwargs
-        }
+        names = ("patch_size", "patch_distance", "h", "sigma")
+        params = {k: kwargs.pop(k) for k in names if k in kwargs}
         channel = {"channel_axis": -1} if frames.ndim == 4 else {}
         per_frame = check_bool("per_frame", per_frame) or len(frames) == 1
         if per_frame:  # checked and padded once per frame, here
@@ -249,10 +247,9 @@ class Source:
         if not blocks or model.variant != "spacetime":
             raise ValueError(f"path: expected a spacetime non-local model, got {model.variant!r}")
         number = check_int("block", block, minimum=0, maximum=len(blocks) - 1)
+        one = batch
         if isinstance(batch, VideoBatch):
             one = batch[check_int("index", index, minimum=0, maximum=len(batch) - 1) :][:1]
-        else:
-            one = batch if ckpt.get("kind") != "track" else None
         if ckpt.get("kind") == "track":
             if not isinstance(one, VideoBatch) or one.task != "track":
                 raise ValueError(
@@ -271,9 +268,8 @@ class Source:
         finally:
             handle.remove()
         place = f"block {number} after {model.places[number]}"
-        kwargs.setdefault(
-            "name", f"{nl.pairwise} (trained{', ' + place if len(blocks) > 1 else ''})"
-        )
+        trained = f"trained, {place}" if len(blocks) > 1 else "trained"
+        kwargs.setdefault("name", f"{nl.pairwise} ({trained})")
         source = cls.from_block(nl, captured["x"], video, **kwargs)
         source.model, source.checkpoint, source.output = model, ckpt, output
         source.detail = f"{Path(path).name}: {nl.pairwise}, {place}, task {ckpt.get('kind')}"

@@ -34,10 +34,8 @@ class Blitter:
         """A full draw without the changing artists, into the canvas's own renderer (not
         ``canvas.draw()``: ipympl would send that half picture to the browser). Texts are
         emptied rather than hidden: Axes.draw moves a hidden title (matplotlib 3.11)."""
-        kept = [
-            (a, a.get_text() if isinstance(a, Text) else a.get_visible()) for a in self.changing
-        ]
-        for artist, _ in kept:
+        old = [(a, a.get_text() if isinstance(a, Text) else a.get_visible()) for a in self.changing]
+        for artist, _ in old:
             artist.set_text("") if isinstance(artist, Text) else artist.set_visible(False)
         try:
             renderer = self.fig.canvas.get_renderer()
@@ -45,5 +43,5 @@ class Blitter:
             self.fig.draw(renderer)
             return self.fig.canvas.copy_from_bbox(self.fig.bbox)
         finally:
-            for artist, was in kept:
+            for artist, was in old:
                 artist.set_text(was) if isinstance(artist, Text) else artist.set_visible(was)

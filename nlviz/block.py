@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlviz.pairwise import affinity, aggregate, check_pairwise, check_tensor
 from nlviz.utils import check_bool, check_choice, check_int, check_query
 
-__all__ = ["NonLocalBlock"]
+__all__ = ["NonLocalBlock", "Windowed"]
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -159,3 +161,36 @@ class NonLocalBlock(nn.Module):
         i = self.flat_index(query, x.shape[2:])
         w = affinity(self.pairwise, theta[:, i : i + 1], phi, w_f=self.w_f_vector, scale=self.scale)
         return w.reshape(x.shape[0], *self.pooled_shape(x.shape[2:]))
+
+
+class Windowed(nn.Module):
+    """A 2-D block run on non-overlapping ``window`` x ``window`` tiles folded into the batch;
+    the map is padded by replication to whole tiles and cropped back, so any size works."""
+
+    def __init__(self, block: NonLocalBlock, window: int) -> None:
+        super().__init__()
+        self.block, self.window = block, window
+
+    def tiles(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B * nh * nw, C, s, s), each image's tiles in row-major order."""
+        s = self.window
+        x = F.pad(x, (0, -x.shape[3] % s, 0, -x.shape[2] % s), mode="replicate")
+        B, C, H, W = x.shape
+        x = x.reshape(B, C, H // s, s, W // s, s).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(-1, C, s, s).contiguous()
+
+    def forward(self, x: Tensor) -> Tensor:
+        (B, C, H, W), s = x.shape, self.window
+        z = self.block(self.tiles(x)).reshape(B, -(-H // s), -(-W // s), C, s, s)
+        z = z.permute(0, 3, 1, 4, 2, 5).reshape(B, C, -(-H // s) * s, -(-W // s) * s)
+        return z[:, :, :H, :W].contiguous()
+
+    def attention(self, x: Tensor, query) -> Tensor:
+        """(1, H, W): weights of position ``query`` of image 0 over its tile, 0 elsewhere (a
+        padded position's weight goes to the border position it copies)."""
+        (H, W), s = x.shape[2:], self.window
+        (ty, qy), (tx, qx) = divmod(query[0], s), divmod(query[1], s)
+        w = self.block.attention(self.tiles(x[:1])[ty * -(-W // s) + tx][None], (qy, qx))[0]
+        rows = (torch.arange(s) + ty * s).clamp(max=H - 1)[:, None].expand(s, s)
+        cols = (torch.arange(s) + tx * s).clamp(max=W - 1).expand(s, s)
+        return torch.zeros(H, W).index_put_((rows, cols), w.cpu(), accumulate=True)[None]

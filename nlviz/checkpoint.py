@@ -18,6 +18,9 @@ __all__ = ["FORMAT", "seal", "make_checkpoint", "save_checkpoint", "read_checkpo
 
 FORMAT = "nlviz-checkpoint-2"
 MAX_BYTES = 256 * 2**20  # larger files are refused before they are read
+TYPES = {"format": str, "kind": str, "model": dict, "config": dict, "config_name": str,
+         "seed": int, "device": str, "cpu": str, "fingerprint": str, "metrics": dict,
+         "history": dict, "state_dict": dict, "digest": str}  # fmt: skip
 
 
 def _digest(ckpt: dict) -> str:
@@ -51,11 +54,6 @@ def save_checkpoint(checkpoint: dict, path, *, overwrite: bool = False) -> Path:
         raise TypeError(f"checkpoint: expected a dict with a state_dict, got {type(checkpoint)}")
     checkpoint = checkpoint if "digest" in checkpoint else seal(checkpoint)
     return atomic_write(path, lambda fh: torch.save(checkpoint, fh), overwrite=overwrite)
-
-
-TYPES = {"format": str, "kind": str, "model": dict, "config": dict, "config_name": str,
-         "seed": int, "device": str, "cpu": str, "fingerprint": str, "metrics": dict,
-         "history": dict, "state_dict": dict, "digest": str}  # fmt: skip
 
 
 def _check_fields(ckpt: dict, path) -> None:

@@ -47,8 +47,7 @@ class Controls:
         self.mass.observe(lambda ch: self._call(setattr, explorer, "mass", self.shown), "value")
         self.share.observe(lambda ch: self._call(setattr, explorer, "mass", self.shown), "value")
         self.save.on_click(lambda _: explorer._safe(self._save))
-        rows = [self.t, self.y, self.x], [self.k, self.scale]
-        rows += ([self.mass, self.share, self.save, self.format],)
+        rows = [*query], [self.k, self.scale], [self.mass, self.share, self.save, self.format]
         self.box = widgets.VBox([widgets.HBox(row) for row in rows])
         self.widget = widgets.VBox([explorer.status, canvas if live else self.picture, self.box])
 

@@ -1,14 +1,13 @@
 """A learned non-local denoiser, against non-local means and BM3D (notebook 06).
 
-    python -m nlviz.denoise --config quick --variant windowed --out run.pt
+    python -m nlviz.denoise --config full --variant windowed --seed 0 --out run.pt [--resume]
 
-``DenoiseNet`` is a DnCNN-style residual CNN (Zhang et al. 2017): it predicts the noise n of
-v = u + n and returns v minus it. It works on the 2 x 2 polyphase components of v
-(``pixel_unshuffle``, as FFDNet does) with a constant map of the noise level sigma as one more
-input channel: the noise level is an input, not blind, so one model serves sigma 5 to 55 (of
-255). Variants: "plain" (no block), "nonlocal" (one ``NonLocalBlock`` over the whole image) and
-"windowed" (the same block in window x window tiles: NLRN's confined neighbourhood, Liu et al.
-2018). Training patches come from ``TRAIN_IMAGES`` less their last ``VAL_COLUMNS`` columns
+``DenoiseNet`` is a DnCNN-style residual CNN (Zhang et al. 2017) that predicts the noise n of
+v = u + n, on the 2 x 2 polyphase components of v (``pixel_unshuffle``, as in FFDNet) with a
+map of the noise level sigma as one more channel: one model serves sigma 5 to 55 (of 255).
+Variants: "plain" (no block), "nonlocal" (one ``NonLocalBlock`` over the whole image) and
+"windowed" (the block in tiles, ``nlviz.block.Windowed``: NLRN's confined neighbourhood).
+Training patches come from ``TRAIN_IMAGES`` less their last ``VAL_COLUMNS`` columns
 (validation); ``EVAL_IMAGES`` are other images, never trained or tuned on.
 """
 
@@ -18,6 +17,7 @@ import dataclasses
 import functools
 import time
 from contextlib import nullcontext
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,29 +30,38 @@ from skimage.transform import rescale
 from torch import Tensor, nn
 
 from nlviz import utils
-from nlviz.block import NonLocalBlock
+from nlviz.block import NonLocalBlock, Windowed
 from nlviz.checkpoint import make_checkpoint, read_checkpoint
 from nlviz.fingerprint import fingerprint, machine
 from nlviz.train import fit
-from nlviz.utils import as_array, check_choice, check_int, check_real
+from nlviz.utils import as_array, check_bool, check_choice, check_int, check_real
 
 __all__ = ["VARIANTS", "TRAIN_IMAGES", "VAL_COLUMNS", "EVAL_IMAGES", "SIGMAS", "CHECKPOINTS",
-           "load_grey", "eval_image", "train_split", "add_noise", "Windowed", "DenoiseNet",
+           "load_grey", "eval_image", "train_split", "add_noise", "DenoiseNet",
            "Config", "CONFIGS", "train", "run_fingerprint", "load_checkpoint",
-           "denoise"]  # fmt: skip
+           "SEEDS", "checkpoint_path", "tiled", "denoise"]  # fmt: skip
 
 VARIANTS = ("plain", "nonlocal", "windowed")
-TRAIN_IMAGES = ("coffee", "coins", "grass", "gravel", "immunohistochemistry", "moon", "page",
-                "rocket", "stereo_motorcycle", "text")  # fmt: skip
+TRAIN_IMAGES = ("clock", "coffee", "coins", "colorwheel", "grass", "gravel", "horse",
+                "hubble_deep_field", "immunohistochemistry", "moon", "page", "rocket",
+                "shepp_logan_phantom", "stereo_motorcycle", "text")  # fmt: skip
 VAL_COLUMNS = 128
 EVAL_IMAGES = {  # name: (rescale factor, rows, columns) of a 256 x 256 crop
     "camera": (1.0, slice(40, 296), slice(160, 416)),  # notebook 01's crop
     "astronaut": (0.5, slice(0, 256), slice(0, 256)),
     "brick": (0.5, slice(0, 256), slice(0, 256)),  # notebook 01's texture
     "chelsea": (1.0, slice(22, 278), slice(97, 353)),
+    "cell": (0.5, slice(20, 276), slice(10, 266)),  # smooth, few edges (microscopy)
+    "retina": (0.25, slice(50, 306), slice(50, 306)),  # smooth, few edges (fundus)
 }
 SIGMAS = (15, 25, 50)  # the evaluated noise levels, grey levels of 255
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"  # denoiser_<variant>
+SEEDS = (0, 1, 2)  # the committed runs of each variant
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+
+
+def checkpoint_path(variant: str, seed: int = 0) -> Path:
+    """The committed run: ``denoiser_<variant>.pt`` for seed 0, else ``..._seed<seed>.pt``."""
+    return CHECKPOINTS / f"denoiser_{variant}{f'_seed{seed}' if seed else ''}.pt"
 
 
 def load_grey(name: str) -> np.ndarray:
@@ -86,50 +95,17 @@ def add_noise(image: np.ndarray, sigma: float, seed) -> np.ndarray:
 
 
 def sample_batch(regions, rng, batch: int, patch: int, sigmas) -> tuple[Tensor, ...]:
-    """(noisy (B, 1, P, P), sigma (B,), clean (B, 1, P, P)): patches drawn in proportion to the
-    regions' areas, rotated and flipped at random, sigma uniform in ``sigmas`` (of 255)."""
-    area = np.array([(r.shape[0] - patch + 1) * (r.shape[1] - patch + 1) for r in regions], float)
+    """(noisy (B, 1, P, P), sigma (B,), clean (B, 1, P, P)): each patch from a region drawn
+    uniformly (every image as often), rotated and flipped at random, sigma uniform in ``sigmas``
+    (of 255)."""
     clean = np.empty((batch, 1, patch, patch), np.float32)
-    for b, k in enumerate(rng.choice(len(regions), size=batch, p=area / area.sum())):
+    for b, k in enumerate(rng.integers(len(regions), size=batch)):
         y, x = (rng.integers(0, s - patch + 1) for s in regions[k].shape)
         p = np.rot90(regions[k][y : y + patch, x : x + patch], rng.integers(4))
         clean[b, 0] = p[:, ::-1] if rng.random() < 0.5 else p
     sigma = (rng.uniform(*sigmas, batch) / 255).astype(np.float32)
     noise = rng.standard_normal(clean.shape, dtype=np.float32) * sigma[:, None, None, None]
     return torch.from_numpy(clean + noise), torch.from_numpy(sigma), torch.from_numpy(clean)
-
-
-class Windowed(nn.Module):
-    """A 2-D block run on non-overlapping ``window`` x ``window`` tiles folded into the batch;
-    the map is padded by replication to whole tiles and cropped back, so any size works."""
-
-    def __init__(self, block: NonLocalBlock, window: int) -> None:
-        super().__init__()
-        self.block, self.window = block, window
-
-    def tiles(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B * nh * nw, C, s, s), each image's tiles in row-major order."""
-        s = self.window
-        x = F.pad(x, (0, -x.shape[3] % s, 0, -x.shape[2] % s), mode="replicate")
-        B, C, H, W = x.shape
-        x = x.reshape(B, C, H // s, s, W // s, s).permute(0, 2, 4, 1, 3, 5)
-        return x.reshape(-1, C, s, s).contiguous()
-
-    def forward(self, x: Tensor) -> Tensor:
-        (B, C, H, W), s = x.shape, self.window
-        z = self.block(self.tiles(x)).reshape(B, -(-H // s), -(-W // s), C, s, s)
-        z = z.permute(0, 3, 1, 4, 2, 5).reshape(B, C, -(-H // s) * s, -(-W // s) * s)
-        return z[:, :, :H, :W].contiguous()
-
-    def attention(self, x: Tensor, query) -> Tensor:
-        """(1, H, W): weights of position ``query`` of image 0 over its tile, 0 elsewhere (a
-        padded position's weight goes to the border position it copies)."""
-        (H, W), s = x.shape[2:], self.window
-        (ty, qy), (tx, qx) = divmod(query[0], s), divmod(query[1], s)
-        w = self.block.attention(self.tiles(x[:1])[ty * -(-W // s) + tx][None], (qy, qx))[0]
-        rows = (torch.arange(s) + ty * s).clamp(max=H - 1)[:, None].expand(s, s)
-        cols = (torch.arange(s) + tx * s).clamp(max=W - 1).expand(s, s)
-        return torch.zeros(H, W).index_put_((rows, cols), w.cpu(), accumulate=True)[None]
 
 
 class DenoiseNet(nn.Module):
@@ -187,13 +163,14 @@ class DenoiseNet(nn.Module):
 
 @dataclass(frozen=True)
 class Config:
-    """One run: ``steps`` AdamW steps in ``epochs`` rounds (each ended by a validation) on
-    fresh random patches, sigma uniform in [sigma_min, sigma_max] (grey levels of 255)."""
+    """One run: ``steps`` AdamW steps in ``epochs`` rounds (each ended by a validation and, with
+    an ``out`` file, a resumable state) on fresh random patches, sigma uniform in [sigma_min,
+    sigma_max] (grey levels of 255), the gradient's norm clipped to ``clip``."""
 
     steps: int
     epochs: int = 8
-    batch_size: int = 8
-    patch: int = 48
+    batch_size: int = 16
+    patch: int = 64
     depth: int = 8
     width: int = 32
     window: int = 8
@@ -201,6 +178,8 @@ class Config:
     sigma_max: float = 55.0
     lr: float = 2e-2
     weight_decay: float = 1e-4
+    clip: float = 0.5
+    ema: float = 0.998
 
     def __post_init__(self) -> None:
         for name in ("steps", "epochs", "batch_size", "patch", "window", "depth", "width"):
@@ -210,14 +189,16 @@ class Config:
         low = check_real("sigma_min", self.sigma_min, minimum=0)
         check_real("sigma_max", self.sigma_max, minimum=low, maximum=255)
         check_real("lr", self.lr, minimum=0, maximum=1, strict=True)
+        check_real("clip", self.clip, minimum=0, strict=True)
+        check_real("ema", self.ema, minimum=0, maximum=1, strict=True)
 
 
 CONFIGS = {
     "tiny": Config(steps=4, epochs=2, batch_size=2, patch=16, depth=4, width=8),
     # a lower peak rate than "full": at 2e-2 a 240-step run can die (the network learns to
     # return its input) on some CPUs and thread counts, at 5e-3 it learnt on every one tried
-    "quick": Config(steps=240, epochs=3, patch=32, lr=5e-3),
-    "full": Config(steps=4000),
+    "quick": Config(steps=240, epochs=3, batch_size=8, patch=32, lr=5e-3, ema=0.95),
+    "full": Config(steps=4000, epochs=8, width=48),
 }
 
 
@@ -233,8 +214,11 @@ def validate(model: DenoiseNet, images, seed: int = 0) -> dict[str, float]:
 
 
 def _step(model, batch, device):
+    """Each patch's mean squared error times (sigma 25) / sigma: plain MSE grows as sigma^2 and
+    would be all about the largest sigmas; this is MSE at sigma 25, less weight at the top."""
     v, sigma, u = (t.to(device) for t in batch)
-    return F.mse_loss(model(v, sigma).float(), u), None, len(v)
+    error = (model(v, sigma).float() - u).square().mean((1, 2, 3))
+    return (error * (25 / 255 / sigma)).mean(), None, len(v)
 
 
 def _resolve(config, variant, seed) -> tuple[str, Config, int]:
@@ -271,39 +255,59 @@ def run_fingerprint(config="quick", *, variant="windowed", seed=0) -> str:
 
 
 def train(config="quick", *, variant="windowed", seed=0, device="auto", out=None,
-          overwrite=False, progress=True):  # fmt: skip
+          overwrite=False, resume=False, progress=True):  # fmt: skip
     """Train a ``DenoiseNet`` with ``nlviz.train.fit`` (MSE to the clean patches).
 
     ``config``: a name of ``CONFIGS`` or a ``Config``; ``seed`` fixes the weights, the patches,
     their flips and their noise; ``out``: the checkpoint, claimed before training, written
-    atomically after. Returns (model in eval mode on ``device``, checkpoint); the checkpoint's
-    history holds the training loss and the validation PSNR of every epoch.
+    atomically after. With ``out``, every epoch leaves ``<out>.partial``, and ``resume=True``
+    goes on from it (same arguments): the result is the run's, as if never stopped. Returns
+    (model in eval mode on ``device``, checkpoint); the checkpoint's history holds the training
+    loss and the validation PSNR of every epoch, its metrics the wall and CPU seconds.
     """
     name, config, seed = _resolve(config, variant, seed)
     dev = device if isinstance(device, torch.device) else utils.pick_device(device)
+    partial = None if out is None else Path(f"{out}.partial")
+    if check_bool("resume", resume) and (partial is None or not partial.is_file()):
+        raise ValueError(f"resume: expected the file {partial} that an interrupted run leaves")
     claim = nullcontext() if out is None else utils.Output(out, overwrite=overwrite, name="out")
     with claim:
-        t0 = time.perf_counter()
         arch, model, regions, val = _init(config, variant, seed)
         fp, model = _fingerprint(config, variant, seed, model, regions), model.to(dev)
         rng, n = np.random.default_rng(seed), config.steps // config.epochs
+        state, spent = None, np.zeros(2)  # seconds: wall, CPU
+        if resume:
+            state = torch.load(partial, map_location=dev, weights_only=True)
+            if state["fingerprint"] != fp:
+                raise ValueError(f"resume: {partial} is another run's (its fingerprint differs)")
+            rng.bit_generator.state, spent = state["rng"], np.array(state["seconds"])
+        clock = np.array([time.perf_counter(), time.process_time()]) - spent
         sigmas = (config.sigma_min, config.sigma_max)
 
         def batches():
             return [sample_batch(regions, rng, config.batch_size, config.patch, sigmas)
                     for _ in range(n)]  # fmt: skip
 
+        def save(state):
+            seconds = ([time.perf_counter(), time.process_time()] - clock).tolist()
+            state |= {"fingerprint": fp, "rng": rng.bit_generator.state, "seconds": seconds}
+            utils.atomic_write(partial, lambda fh: torch.save(state, fh), overwrite=True)
+
         kw = {"epochs": config.epochs, "lr": config.lr, "weight_decay": config.weight_decay}
+        kw |= {"clip": config.clip, "ema": config.ema, "state": state}
         history = fit(model, batches, _step, lambda m: validate(m, val), **kw, device=dev,
-                      desc=f"{variant}/seed{seed}", progress=progress)  # fmt: skip
+                      desc=f"{variant}/seed{seed}", progress=progress,
+                      on_epoch=None if out is None else save)  # fmt: skip
         metrics = {k: v[-1] for k, v in history.items() if k.startswith("val_")}
-        metrics["train_seconds"] = time.perf_counter() - t0
+        wall, cpu = [time.perf_counter(), time.process_time()] - clock
+        metrics |= {"train_seconds": float(wall), "cpu_seconds": float(cpu)}
         info = {"kind": "denoise", "model": {**arch, "window": config.window}}
         info |= {"config": dataclasses.asdict(config), "config_name": name, "seed": seed}
         info |= {"device": dev.type, "cpu": machine(), "fingerprint": fp, "metrics": metrics}
         ckpt = make_checkpoint(model, info, history)
         if out is not None:
             claim.write(lambda fh: torch.save(ckpt, fh))
+            partial.unlink(missing_ok=True)
     return model.eval(), ckpt
 
 
@@ -312,9 +316,20 @@ def load_checkpoint(path) -> tuple[DenoiseNet, dict]:
     return read_checkpoint(path, lambda ckpt: DenoiseNet(**ckpt["model"]))
 
 
+def tiled(model: DenoiseNet, window: int) -> DenoiseNet:
+    """A copy of a whole-image ``model`` whose block runs in ``window`` x ``window`` tiles of
+    the half-size map: trained on patches of P pixels, it sees the training's P/2 x P/2
+    positions at test time with ``window = P // 2``, whatever the image's size."""
+    if model.variant != "nonlocal":
+        raise ValueError(f"model: expected a whole-image DenoiseNet, got {model.variant!r}")
+    copy = deepcopy(model)
+    copy.layers[copy.block_index] = Windowed(copy.layers[copy.block_index], window)
+    return copy
+
+
 @functools.cache
 def _committed(variant: str) -> DenoiseNet:
-    return load_checkpoint(CHECKPOINTS / f"denoiser_{variant}.pt")[0]
+    return load_checkpoint(checkpoint_path(variant))[0]
 
 
 @torch.no_grad()
@@ -359,6 +374,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--resume", action="store_true", help="go on from <out>.partial")
     args = vars(parser.parse_args(argv))
     try:
         _, ckpt = train(args.pop("config"), **args)

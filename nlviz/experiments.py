@@ -40,32 +40,24 @@ INTS = {"blocks", "seeds", "seed"}
 FLOATS = {"top1_mean", "top1_std", "train_seconds", "val_acc", "test_acc"}
 VARIANT_BLOCKS = 3
 N_TEST = {"classify": 1000, "track": 500}  # test videos
+_DATA: dict = {}  # train_one's train/val/test data, generated once per process
 
 # The paper's Kinetics top-1 (%), ResNet-50 C2D: Table 2a (1 block) and Table 2d (5 blocks).
-PAPER_TOP1 = {
-    ("pairwise", "C2D baseline"): 71.8,
-    ("pairwise", "gaussian"): 72.5,
-    ("pairwise", "embedded_gaussian"): 72.7,
-    ("pairwise", "dot_product"): 72.9,
-    ("pairwise", "concatenation"): 72.8,
-    ("variant", "C2D baseline"): 71.8,
-    ("variant", "space"): 72.9,
-    ("variant", "time"): 73.1,
-    ("variant", "spacetime"): 73.8,
-}
+PAPER_TOP1 = {("pairwise", "C2D baseline"): 71.8, ("pairwise", "gaussian"): 72.5,
+              ("pairwise", "embedded_gaussian"): 72.7, ("pairwise", "dot_product"): 72.9,
+              ("pairwise", "concatenation"): 72.8,
+              ("variant", "C2D baseline"): 71.8, ("variant", "space"): 72.9,
+              ("variant", "time"): 73.1, ("variant", "spacetime"): 73.8}  # fmt: skip
 
 
 def plan(task: str = "classify") -> list[dict]:
     """The distinct models to train: C2D, 1 spacetime block of each pairwise function, and
     ("classify") ``VARIANT_BLOCKS`` embedded-Gaussian blocks in space, time and spacetime."""
+    nl = "NL" if task == "track" else "NL C2D"
     models = [{"model": "C2D", "pairwise": "none", "variant": "none", "blocks": 0}]
+    models += [{"model": nl, "pairwise": p, "variant": "spacetime", "blocks": 1} for p in PAIRWISE]
     if task == "track":
-        return models + [
-            {"model": "NL", "pairwise": p, "variant": "spacetime", "blocks": 1} for p in PAIRWISE
-        ]
-    models += [
-        {"model": "NL C2D", "pairwise": p, "variant": "spacetime", "blocks": 1} for p in PAIRWISE
-    ]
+        return models
     return models + [
         {"model": "NL C2D", "pairwise": "embedded_gaussian", "variant": v, "blocks": VARIANT_BLOCKS}
         for v in ("space", "time", "spacetime")
@@ -114,9 +106,8 @@ def summarise(runs: list[dict], task: str = "classify") -> list[dict]:
 def _combined(runs: list[dict]) -> str:
     """The fingerprint of a row of the results CSV: SHA-256 (12 hex) of its runs' seeds and
     fingerprints, as the runs CSV holds them."""
-    text = "\n".join(
-        f"{r['seed']} {r['fingerprint']}" for r in sorted(runs, key=lambda r: r["seed"])
-    )
+    ordered = sorted(runs, key=lambda r: r["seed"])
+    text = "\n".join(f"{r['seed']} {r['fingerprint']}" for r in ordered)
     return "runs:" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -128,10 +119,8 @@ def fingerprint(config: str, model: dict, seed: int) -> str:
 
 
 def read_csv(path, columns=COLUMNS) -> list[dict]:
-    """Rows of a results CSV (``COLUMNS``) or runs CSV (``RUN_COLUMNS``), numbers converted.
-
-    Raises ValueError naming the file when its columns or any value are not as expected.
-    """
+    """Rows of a results CSV (``COLUMNS``) or runs CSV (``RUN_COLUMNS``), numbers converted;
+    ValueError naming the file when its columns or any value are not as expected."""
     path = Path(path)
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
@@ -157,12 +146,9 @@ def _csv_bytes(rows: list[dict], columns) -> bytes:
     return buf.getvalue().encode()
 
 
-_DATA: dict = {}
-
-
 def train_one(config: str, model: dict, seed: int, device="auto", progress=True):
     """Train one model of ``plan()`` for one seed: (its row of the runs CSV, its checkpoint)."""
-    if config not in _DATA:  # train/val/test data, generated once per process
+    if config not in _DATA:
         cfg = CONFIGS[config]
         _DATA.clear()
         splits = {"train": cfg.n_train, "val": cfg.n_val, "test": N_TEST[cfg.task]}
@@ -224,10 +210,8 @@ def run(*, config="full", seeds=3, device="auto", out=None, checkpoints=CHECKPOI
     refused unless ``overwrite`` or ``resume`` (which keeps the runs already in the runs CSV).
     """
     check_choice("config", config, tuple(CONFIGS))
-    seeds, jobs = (
-        check_int("seeds", seeds, minimum=1, maximum=100),
-        check_int("jobs", jobs, minimum=1, maximum=64),
-    )
+    seeds = check_int("seeds", seeds, minimum=1, maximum=100)
+    jobs = check_int("jobs", jobs, minimum=1, maximum=64)
     threads = None if threads is None else check_int("threads", threads, minimum=1, maximum=256)
     replace = check_bool("overwrite", overwrite) or check_bool("resume", resume)
     task = CONFIGS[config].task
@@ -240,14 +224,10 @@ def run(*, config="full", seeds=3, device="auto", out=None, checkpoints=CHECKPOI
     claims = []
     try:
         for path in paths:
-            claims.append(
-                Output(path, overwrite=replace, name="out" if path == out else "checkpoints")
-            )
-        runs = (
-            [r for r in read_csv(runs_path, RUN_COLUMNS) if r["config"] == config]
-            if resume and runs_path.exists()
-            else []
-        )
+            arg = "out" if path == out else "checkpoints"  # the argument its errors name
+            claims.append(Output(path, overwrite=replace, name=arg))
+        runs = read_csv(runs_path, RUN_COLUMNS) if resume and runs_path.exists() else []
+        runs = [r for r in runs if r["config"] == config]
         done = {(*_key(r), r["seed"]) for r in runs}
         todo = [(m, s) for s in range(seeds) for m in models if (*_key(m), s) not in done]
         order = [_key(m) for m in models]
@@ -267,10 +247,8 @@ def run(*, config="full", seeds=3, device="auto", out=None, checkpoints=CHECKPOI
 
 
 def main(argv=None) -> int:
-    parser = Parser(
-        prog="python -m nlviz.experiments",
-        description="Train the models of the ablations; write the CSVs.",
-    )
+    parser = Parser(prog="python -m nlviz.experiments",
+                    description="Train the models of the ablations; write the CSVs.")  # fmt: skip
     parser.add_argument("--config", choices=tuple(CONFIGS), default="full")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")

@@ -127,12 +127,10 @@ class AffinityExplorer:
         """One explorer with the rows of all ``explorers`` (e.g. NLM, a tracking block and a
         classification block): a click queries every row at the same display pixel."""
         sources = [s for e in explorers for s in sources_of(e)]
-        shape = sources[0].geometry.frames_shape
-        for s in sources[1:]:
-            if s.geometry.frames_shape != shape:
-                raise ValueError(
-                    f"second: expected frames {shape} like the first, got {s.geometry.frames_shape}"
-                )
+        shapes = [s.geometry.frames_shape for s in sources]
+        for got in shapes[1:]:
+            if got != shapes[0]:
+                raise ValueError(f"second: expected frames {shapes[0]} like the first, got {got}")
         return cls.from_sources(sources, **{"k": getattr(explorers[0], "k", 20), **options})
 
     def _setup(self, sources, *, k=20, scale="auto", shared_scale=True, query=None, ncols=None,
@@ -152,10 +150,9 @@ class AffinityExplorer:
         rows, self._bars = frame_grid(self.fig, geo.frames_shape, len(sources), ncols, header=0.9)
         height = self.fig.get_size_inches()[1]
         self.strips = [Strip(self.fig, axes, s) for axes, s in zip(rows, sources, strict=True)]
-        if len(sources) == 1:
-            self.fig.suptitle(sources[0].title, fontsize=10, y=1 - 0.08 / height)
-        else:
-            self.fig.suptitle("one pixel queried in every row", fontsize=10, y=1 - 0.08 / height)
+        title = sources[0].title if len(sources) == 1 else "one pixel queried in every row"
+        self.fig.suptitle(title, fontsize=10, y=1 - 0.08 / height)
+        if len(sources) > 1:
             for strip in self.strips:  # name each row
                 strip.axes[0].set_ylabel(textwrap.fill(strip.source.title, 30), fontsize=7)
         # the title's changing line: the query, its largest weight, the mass view
@@ -177,28 +174,20 @@ class AffinityExplorer:
     # ------------------------------------------------------------------ from code
 
     @property
-    def query(self) -> tuple[int, int, int]:
-        return self.queries[0]
-
-    @property
     def weights(self):
         """The weights drawn in the first row, (T, h', w')."""
         return self.all_weights[0]
-
-    @property
-    def geometry(self):
-        return self.sources[0].geometry
-
-    @property
-    def heatmaps(self) -> list:
-        return list(self.strips[0].heat)
 
     @property
     def arrows(self) -> list:
         """The first row's arrows to the top-k positions j, largest weight first."""
         return list(self.strips[0].arrows)
 
-    colorbar = property(lambda self: self.colorbars[0])  # the first row's
+    # the first row's query (t, y, x), grids, heatmaps and colour bar
+    query = property(lambda self: self.queries[0])
+    geometry = property(lambda self: self.sources[0].geometry)
+    heatmaps = property(lambda self: list(self.strips[0].heat))
+    colorbar = property(lambda self: self.colorbars[0])
 
     def affinity(self, t: int, y: int, x: int):
         """The first source's weights of query (t, y, x), checked; draws nothing."""
@@ -281,8 +270,7 @@ class AffinityExplorer:
         self._safe(self._at_pixel, t, event.ydata, event.xdata)
 
     def _on_key(self, event) -> None:
-        """A key on the canvas: arrows move the query one cell, [ and ] change its frame (both
-        stop at the edge), m turns the mass view on and off."""
+        """A key on the canvas (see the module's docstring); a move stops at the edge."""
         if event.key == "m":  # the share in use was checked when it was set
             self._mass = None if self._mass else self.last_mass
             self._safe(self._pick, self.queries)
@@ -309,12 +297,10 @@ class AffinityExplorer:
 
     def _draw(self, queries, weights) -> None:
         """Draw new queries (or options): the strips, then on a live canvas only what changed."""
-        rows = zip(self.strips, self.sources, queries, weights, strict=True)
-        for r, (strip, source, q, w) in enumerate(rows):
-            _, used = strip.update(
-                w, q, self._k, self._scale, self._shared_scale, self._mass, False
-            )
-            self._colour_bar(r, used, source.label)
+        options = (self._k, self._scale, self._shared_scale, self._mass, False)
+        for r, (strip, q, w) in enumerate(zip(self.strips, queries, weights, strict=True)):
+            _, used = strip.update(w, q, *options)
+            self._colour_bar(r, used, strip.source.label)
         self.queries, self.all_weights = queries, weights
         self.last_mass = self._mass or self.last_mass  # what the key m turns back on
         strip = self.strips[0]

@@ -23,14 +23,12 @@ from matplotlib.patches import Rectangle
 
 from nlviz.attention import Source
 from nlviz.mass import mass_set, outline
-from nlviz.plot import FLOOR, SCALES, _color_scale, weight_cmap
+from nlviz.plot import FLOOR, NEAREST, SCALES, _color_scale, weight_cmap
 from nlviz.utils import check_bool, check_int
 
-__all__ = ["SCALES", "top_k", "Strip", "colorbar", "frame_grid", "sources_of",
-           "figure3"]  # fmt: skip
+__all__ = ["SCALES", "top_k", "Strip", "colorbar", "frame_grid", "sources_of", "figure3"]
 
 ARROW, STAR, OUTLINE, QUERY_FRAME = "#00e5ff", "#39ff14", "#ffe600", "#c00000"
-NEAREST = {"interpolation": "nearest"}
 HEAD = (4.0, 2.0)  # arrow head length and half-width, points (matplotlib's "-|>" at 10 pt)
 
 
@@ -51,9 +49,8 @@ def _colours(weights: np.ndarray, norm, scale: str) -> np.ndarray:
     flat = weights.reshape(-1)
     if scale == "log":  # log(0) is undefined: zeros are made transparent by the caller
         flat = np.where(flat > 0, flat, norm.vmin)
-    return weight_cmap(scale == "signed", overlay=True)(norm(flat), bytes=True).reshape(
-        *weights.shape, 4
-    )
+    cmap = weight_cmap(scale == "signed", overlay=True)
+    return cmap(norm(flat), bytes=True).reshape(*weights.shape, 4)
 
 
 def _arrow(start, end, shaft: float, head: tuple[float, float]) -> np.ndarray:
@@ -93,9 +90,8 @@ class Strip:
             for spine in ax.spines.values():  # under the frame (half shows): never redrawn,
                 spine.set(zorder=-1, lw=1.6)  # and a frame exports as one image
             self.outlines.append(ax.add_collection(LineCollection([], colors=OUTLINE, lw=1.6)))
-            self.fans.append(
-                ax.add_collection(PolyCollection([], ec="none", zorder=3, gid="arrows"))
-            )
+            fan = PolyCollection([], ec="none", zorder=3, gid="arrows")
+            self.fans.append(ax.add_collection(fan))
             self.circles.append(ax.scatter([], [], s=[], fc="none", ec=ARROW, lw=1.2, zorder=4))
             self.stars.append(ax.plot([], [], marker="*", ms=13, mew=0.8, ls="", zorder=6)[0])
             ax.set(xlim=(-0.5, width - 0.5), ylim=(height - 0.5, -0.5), xticks=[], yticks=[])
@@ -138,9 +134,9 @@ class Strip:
                 title = f"t={t}: " + ("no weight" if np.isnan(inside) else f"{inside:.0%} in mask")
                 self.outlines[t].set_segments(outline(self.mask[t]) * cell - 0.5)
                 self.outlines[t].set_visible(bool(self.mask[t].any()))
-            red = t == tq and (shares or self.mask is not None)
-            if (ax.get_title(), ax.title.get_color()) != (title, QUERY_FRAME if red else "black"):
-                ax.set_title(title, fontsize=9, color=QUERY_FRAME if red else "black")
+            colour = QUERY_FRAME if t == tq and (shares or self.mask is not None) else "black"
+            if (ax.get_title(), ax.title.get_color()) != (title, colour):
+                ax.set_title(title, fontsize=9, color=colour)
         self.box.set(transform=self.axes[tq].transAxes, visible=not shares and self.mask is None)
         self._mark(weights, used, k, (qx, qy))
         return norm if shared_scale else _color_scale(weights[tq], used)[0], used
@@ -160,6 +156,7 @@ class Strip:
         (_, height, width), ax = self.geometry.frames_shape, self.axes[0]
         points = min(ax.bbox.width / width, ax.bbox.height / height) * 72 / self.fig.dpi
         head = (HEAD[0] / points, HEAD[1] / points)  # points -> display pixels of the frame
+        shafts = (0.6 + 1.2 * size) / points
         self.arrows = [(int(t), start, (float(x), float(y)), float(w))
                        for t, x, y, w in zip(tt, tx, ty, ww, strict=True)]  # fmt: skip
         for t, (circles, fan) in enumerate(zip(self.circles, self.fans, strict=True)):
@@ -168,10 +165,8 @@ class Strip:
             fan.set_visible(here.any())
             circles.set_offsets(np.c_[tx[here], ty[here]].reshape(-1, 2))
             circles.set_sizes(300 * size[here])
-            ends = zip(tx[here], ty[here], size[here], strict=True)
-            fan.set_verts(
-                [_arrow(start, (x, y), (0.6 + 1.2 * s) / points, head) for x, y, s in ends]
-            )
+            ends = zip(tx[here], ty[here], shafts[here], strict=True)
+            fan.set_verts([_arrow(start, (x, y), shaft, head) for x, y, shaft in ends])
             fan.set_facecolors([(*to_rgb(ARROW), 0.5 + s / 2) for s in size[here]])
 
 
@@ -191,16 +186,13 @@ def frame_grid(fig: Figure, frames_shape, n_rows: int, ncols: int, header: float
     t, height, width = frames_shape[:3]
     lines = -(-t // ncols)
     cell = min(9.0 / ncols, 3.0)
-    fig.set_size_inches(
-        max(cell * ncols + 1.5, 6.5), 0.25 + header + n_rows * lines * (cell * height / width + 0.3)
-    )
+    fig_height = 0.25 + header + n_rows * lines * (cell * height / width + 0.3)
+    fig.set_size_inches(max(cell * ncols + 1.5, 6.5), fig_height)
     top, bottom = 1 - header / fig.get_size_inches()[1], 0.1 / fig.get_size_inches()[1]
     box = {"left": 0.06, "right": 0.92, "top": top, "bottom": bottom, "wspace": 0.06, "hspace": 0.3}
     gs = fig.add_gridspec(n_rows * lines, ncols + 1, width_ratios=[1] * ncols + [0.05], **box)
-    rows = [
-        [fig.add_subplot(gs[r * lines + f // ncols, f % ncols]) for f in range(t)]
-        for r in range(n_rows)
-    ]
+    rows = [[fig.add_subplot(gs[r * lines + f // ncols, f % ncols]) for f in range(t)]
+            for r in range(n_rows)]  # fmt: skip
     return rows, [fig.add_subplot(gs[r * lines : (r + 1) * lines, ncols]) for r in range(n_rows)]
 
 
@@ -220,13 +212,11 @@ def _figure(rows, k, scale, shared_scale, title, ncols):
     k, shape = check_int("k", k, minimum=0, maximum=1000), rows[0][0].geometry.frames_shape
     check_bool("shared_scale", shared_scale)
     fig = Figure()
-    axes_rows, bars = frame_grid(
-        fig, shape, len(rows), check_int("ncols", ncols or min(shape[0], 4), minimum=1)
-    )
+    ncols = check_int("ncols", ncols or min(shape[0], 4), minimum=1)
+    axes_rows, bars = frame_grid(fig, shape, len(rows), ncols)
     for axes, bar, (source, query) in zip(axes_rows, bars, rows, strict=True):
-        norm, used = Strip(fig, axes, source).update(
-            source.weights(*query), query, k, scale, shared_scale
-        )
+        strip = Strip(fig, axes, source)
+        norm, used = strip.update(source.weights(*query), query, k, scale, shared_scale)
         colorbar(fig, bar, norm, used, source.label)
         axes[0].set_ylabel(textwrap.fill(f"{source.name}, query {query}", 28), fontsize=7)
     fig.suptitle(title, fontsize=10)
@@ -240,6 +230,5 @@ def figure3(explorer, queries, *, k=20, scale="auto", shared_scale=True, title=N
     if isinstance(queries, str) or not isinstance(queries, list | tuple) or not queries:
         raise ValueError(f"queries: expected a list of (t, y, x), got {queries!r}")
     rows = [(source, source.geometry.check_query(q)) for q in queries]
-    return _figure(
-        rows, k, scale, shared_scale, title or f"{source.name}: top-{k} positions j", ncols
-    )
+    title = title or f"{source.name}: top-{k} positions j"
+    return _figure(rows, k, scale, shared_scale, title, ncols)

@@ -35,8 +35,7 @@ def mass_set(weights: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]
     # rounding of the two sums (share=1 must keep every j with a weight, not fall one short)
     n = min(int(np.searchsorted(running, share * total * (1 - 1e-12))) + 1, mass.size)
     mask = np.isin(np.arange(mass.size), order[:n]).reshape(weights.shape)
-    inside = np.where(mask, np.abs(weights), 0).sum(axis=(1, 2)) / total
-    return mask, inside
+    return mask, np.where(mask, np.abs(weights), 0).sum(axis=(1, 2)) / total
 
 
 def outline(mask: np.ndarray) -> np.ndarray:

@@ -18,15 +18,8 @@ from matplotlib.colors import ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from nlviz.utils import (
-    as_array,
-    atomic_write,
-    check_bool,
-    check_choice,
-    check_int,
-    check_query,
-    check_real,
-)
+from nlviz import utils
+from nlviz.utils import as_array, check_bool, check_choice, check_int, check_query, check_real
 
 __all__ = ["SCALES", "FLOOR", "color_scale", "weight_cmap", "show_weights", "image_grid",
            "affinity_maps", "save_figure"]  # fmt: skip
@@ -42,12 +35,12 @@ QUERY = {"marker": "s", "ms": 9, "mfc": "none", "mec": "#00e5ff", "mew": 1.8, "l
 def weight_cmap(signed: bool = False, overlay: bool = False) -> ListedColormap:
     """magma (RdBu_r if ``signed``); as an ``overlay`` its opacity grows with the weight's size,
     so that small weights let the image show; below the range and masked: transparent."""
-    colours = matplotlib.colormaps[SIGNED_CMAP if signed else CMAP](np.linspace(0, 1, 256))
+    name = SIGNED_CMAP if signed else CMAP
+    colours = matplotlib.colormaps[name](np.linspace(0, 1, 256))
     if overlay:
         ramp = np.abs(np.linspace(-1, 1, 256)) if signed else np.linspace(0, 1, 256)
         colours[:, 3] = ALPHA * np.sqrt(ramp)
     under = (0, 0, 0, 0) if overlay else colours[0]
-    name = SIGNED_CMAP if signed else CMAP
     return ListedColormap(colours, name=name).with_extremes(under=under, bad=(0, 0, 0, 0))
 
 
@@ -56,8 +49,8 @@ def color_scale(weights, scale: str = "auto", floor: float = FLOOR, top: float |
     else "log". ``top`` fixes the largest value (to share a scale across panels)."""
     check_choice("scale", scale, SCALES)
     floor = check_real("floor", floor, minimum=0, maximum=1, strict=True)
-    return _color_scale(weights, scale, floor, None if top is None else check_real(
-        "top", top, minimum=0, strict=True))  # fmt: skip
+    top = None if top is None else check_real("top", top, minimum=0, strict=True)
+    return _color_scale(weights, scale, floor, top)
 
 
 def _color_scale(weights, scale: str, floor: float = FLOOR, top: float | None = None):
@@ -105,10 +98,8 @@ def show_weights(image, weights, query, ax=None, *, log=True, floor=1e-4, vmax=N
     h, wd = w.shape
     if patch_distance is not None:
         pd = check_int("patch_distance", patch_distance, minimum=0)
-        (y0, x0), (y1, x1) = (
-            (max(y - pd, 0), max(x - pd, 0)),
-            (min(y + pd, h - 1), min(x + pd, wd - 1)),
-        )
+        y0, x0 = max(y - pd, 0), max(x - pd, 0)
+        y1, x1 = min(y + pd, h - 1), min(x + pd, wd - 1)
         box = {"fill": False, "ec": "white", "ls": "--", "lw": 1.0, "label": "search window"}
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, **box))
     if patch_size is not None:
@@ -145,11 +136,8 @@ def image_grid(images, titles=None, ncols=4, *, size=2.6, cmap="gray", vmin=0.0,
     for i, ax in enumerate(axes.flat):
         ax.set_visible(i < len(imgs))
         if i < len(imgs):
-            im = (
-                imgs[i]
-                if imgs[i].ndim == 2
-                else np.clip(imgs[i], 0, 255 ** (imgs[i].dtype.kind != "f"))
-            )
+            im = imgs[i]
+            im = im if im.ndim == 2 else np.clip(im, 0, 255 ** (im.dtype.kind != "f"))
             shown = ax.imshow(im, cmap=cmap, vmin=vmin, vmax=vmax, **NEAREST)
             mappable = shown if im.ndim == 2 else mappable
             ax.set(xticks=[], yticks=[])
@@ -253,4 +241,4 @@ def save_figure(fig, path, *, overwrite: bool = False, dpi: int = 150):
     meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(suffix)  # same bytes
     save = lambda fh: fig.savefig(fh, format=suffix, dpi=dpi, metadata=meta)  # noqa: E731
     with matplotlib.rc_context(SAVE_RC):
-        return atomic_write(path, save, overwrite=overwrite)
+        return utils.atomic_write(path, save, overwrite=overwrite)

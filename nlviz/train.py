@@ -20,22 +20,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from nlviz import utils
 from nlviz.checkpoint import make_checkpoint, read_checkpoint, save_checkpoint, seal
 from nlviz.fingerprint import fingerprint, machine
 from nlviz.nets import VARIANTS, TrackNet, VideoNet
 from nlviz.pairwise import PAIRWISE, check_pairwise
-from nlviz.utils import (
-    Output,
-    Parser,
-    check_bool,
-    check_choice,
-    check_int,
-    check_real,
-    pick_device,
-    seed_everything,
-)
+from nlviz.utils import Output, Parser, check_bool, check_choice, check_int, check_real
 from nlviz.video import TASKS, generate, to_tensor, track_tensors
 
 __all__ = ["Config", "CONFIGS", "Result", "fit", "train", "evaluate", "make_data",
@@ -92,9 +85,7 @@ class Result:
     checkpoint: dict
     history: dict
 
-    @property
-    def val_acc(self) -> float:
-        return self.checkpoint["metrics"]["val_acc"]
+    val_acc = property(lambda self: self.checkpoint["metrics"]["val_acc"])  # the last epoch's
 
 
 def autocast(device: torch.device):
@@ -103,7 +94,31 @@ def autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else None, enabled=bf16)
 
 
-def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, desc, progress=True):
+def _epoch(model, todo, step, opt, sched, avg, clip, device, bar) -> tuple[float, float]:
+    """One pass over the batches ``todo``, ``avg`` (an EMA or None) updated after every step:
+    (mean loss, accuracy or nan)."""
+    model.train()
+    loss_sum, right_sum, count = 0.0, 0, 0
+    for batch in todo:
+        with autocast(device):
+            loss, right, n = step(model, batch, device)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        sched.step()
+        if avg is not None:
+            avg.update_parameters(model)
+        loss_sum, count = loss_sum + loss.item() * n, count + n
+        right_sum = None if right is None else right_sum + right
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    return loss_sum / count, math.nan if right_sum is None else right_sum / count
+
+
+def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, desc, progress=True,
+        clip=None, ema=None, state=None, on_epoch=None):  # fmt: skip
     """Train ``model`` in place with AdamW and a one-cycle schedule; return the history.
 
     Parameters
@@ -114,34 +129,43 @@ def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, des
         ``step(model, batch, device)`` -> (loss tensor, number right or None, count).
     validate : callable
         ``validate(model)`` -> a dict of floats, after every epoch.
+    clip : float, optional
+        Clip the gradient's global norm to this before each step.
+    ema : float, optional
+        Validate, and leave in ``model``, an exponential moving average of the weights and
+        buffers with this decay per step (``torch.optim.swa_utils.AveragedModel``).
+    state, on_epoch : dict, callable, optional
+        ``on_epoch(state)`` after every epoch: the history and the state dicts to resume from;
+        ``fit(..., state=state)`` goes on as if never stopped (``batches`` must go on too).
     """
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     todo = batches()
     total = len(todo) * epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total)
     history: dict[str, list] = {"epoch": [], "train_loss": [], "train_acc": []}
-    bar = tqdm(total=total, desc=desc, disable=not progress, file=sys.stderr, leave=False)
-    for epoch in range(epochs):
-        todo = batches() if epoch else todo
-        model.train()
-        loss_sum, right_sum, count = 0.0, 0, 0
-        for batch in todo:
-            with autocast(device):
-                loss, right, n = step(model, batch, device)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum, count = loss_sum + loss.item() * n, count + n
-            right_sum = None if right is None else right_sum + right
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+    ema_fn = None if ema is None else get_ema_multi_avg_fn(ema)
+    avg = None if ema is None else AveragedModel(model, use_buffers=True, multi_avg_fn=ema_fn)
+    parts = (model, opt, sched) if avg is None else (model, opt, sched, avg)
+    if state is not None:
+        for part, saved in zip(parts, state["states"], strict=True):
+            part.load_state_dict(saved)
+        history = state["history"]
+    done = len(history["epoch"])
+    bar = tqdm(total=total, initial=done * len(todo), desc=desc, disable=not progress,
+               file=sys.stderr, leave=False)  # fmt: skip
+    for epoch in range(done, epochs):
+        todo = batches() if epoch > done else todo
+        loss, acc = _epoch(model, todo, step, opt, sched, avg, clip, device, bar)
         history["epoch"].append(epoch + 1)
-        history["train_loss"].append(loss_sum / count)
-        history["train_acc"].append(math.nan if right_sum is None else right_sum / count)
-        for key, value in validate(model).items():
+        history["train_loss"].append(loss)
+        history["train_acc"].append(acc)
+        for key, value in validate(model if avg is None else avg.module).items():
             history.setdefault(key, []).append(float(value))
+        if on_epoch is not None:
+            on_epoch({"history": history, "states": [p.state_dict() for p in parts]})
     bar.close()
+    if avg is not None:
+        model.load_state_dict(avg.module.state_dict())
     return history
 
 
@@ -197,7 +221,7 @@ def build_model(checkpoint: dict) -> nn.Module:
 
 def _init(config: Config, pairwise: str, variant: str, seed: int) -> tuple[dict, nn.Module]:
     """(architecture, model) of a run as initialised for ``seed``, before any step."""
-    seed_everything(seed)
+    utils.seed_everything(seed)
     size = {"labels": config.objects} if config.task == "track" else {"blocks": config.blocks}
     arch = {"variant": variant, "pairwise": pairwise, **size, "width": config.width}
     return arch, build_model({"kind": config.task, "model": arch})
@@ -269,7 +293,7 @@ def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", 
     """
     name, config, seed = _resolve(config, pairwise, variant, seed, blocks)
     check_bool("progress", progress)
-    dev = device if isinstance(device, torch.device) else pick_device(device)
+    dev = device if isinstance(device, torch.device) else utils.pick_device(device)
     claim = nullcontext() if out is None else Output(out, overwrite=overwrite, name="out")
     with claim:
         t0 = time.perf_counter()

@@ -110,10 +110,8 @@ def as_array(name: str, value, ndims=(2,), *, channels=()) -> np.ndarray:
 
 
 def pick_device(preference: str = "auto"):
-    """A ``torch.device``: for "auto" ``$NLVIZ_DEVICE`` if set, else cuda > mps > cpu.
-
-    Raises ValueError for an unknown name, RuntimeError for a device that is not here.
-    """
+    """A ``torch.device``: for "auto" ``$NLVIZ_DEVICE`` if set, else cuda > mps > cpu; raises
+    ValueError for an unknown name, RuntimeError for a device that is not here."""
     if preference == "auto":
         preference = os.environ.get("NLVIZ_DEVICE", "auto")
     check_choice("device", preference, ("auto", "cpu", "cuda", "mps"))
@@ -170,9 +168,8 @@ class Output:
         if not os.access(path.parent, os.W_OK):
             raise ValueError(f"{name}: the folder {path.parent} is not writable")
         for stale in path.parent.glob(self.prefix + "*"):  # .NAME.lock, .NAME.PID.xxx.tmp
-            pid = (
-                stale.read_text().strip() if stale.suffix == ".lock" else stale.name.split(".")[-3]
-            )
+            is_lock = stale.suffix == ".lock"
+            pid = stale.read_text().strip() if is_lock else stale.name.split(".")[-3]
             if _dead(pid):
                 stale.unlink(missing_ok=True)
         self.path, self.lock = path, path.parent / (self.prefix + "lock")

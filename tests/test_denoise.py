@@ -3,6 +3,7 @@ training run, the fixed split of the images, the CLI and notebook 06's exercise 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
 import sys
@@ -140,6 +141,62 @@ def test_train_refuses_bad_arguments_and_existing_outputs(tiny_run):
         D.train(SMALL, variant="global")
     with pytest.raises(ValueError, match="steps: expected a multiple of 3"):
         D.Config(steps=10, epochs=3)
+
+
+def test_an_interrupted_run_resumes_as_if_never_stopped(tiny_run, tmp_path, monkeypatch):
+    """Stopped in the second epoch's validation, the run leaves <out>.partial after the first;
+    --resume from it ends with the uninterrupted run's weights and history, and removes it."""
+    _, _, whole = tiny_run
+    out, validate, calls = tmp_path / "run.pt", D.validate, []
+
+    def stop_in_epoch_2(model, images, seed=0):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return validate(model, images, seed)
+
+    monkeypatch.setattr(D, "validate", stop_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        D.train(SMALL, variant="windowed", device="cpu", out=out, progress=False)
+    monkeypatch.setattr(D, "validate", validate)
+    partial = tmp_path / "run.pt.partial"
+    assert not out.exists() and partial.is_file()
+    assert len(torch.load(partial, weights_only=True)["history"]["epoch"]) == 1
+    _, ckpt = D.train(SMALL, variant="windowed", device="cpu", out=out, resume=True,
+                      progress=False)  # fmt: skip
+    assert out.is_file() and not partial.exists()
+    for key, value in whole["state_dict"].items():
+        assert torch.equal(ckpt["state_dict"][key], value), key
+    for key, value in whole["history"].items():
+        assert np.array_equal(ckpt["history"][key], value, equal_nan=True), key
+    assert ckpt["metrics"]["cpu_seconds"] > 0
+
+
+def test_resume_refuses_a_missing_or_foreign_partial(tmp_path, monkeypatch):
+    out = tmp_path / "run.pt"
+    with pytest.raises(ValueError, match="resume: expected the file .*run.pt.partial"):
+        D.train(SMALL, out=out, resume=True, progress=False)
+    with pytest.raises(ValueError, match="resume: expected the file None"):
+        D.train(SMALL, resume=True, progress=False)
+    monkeypatch.setattr(D, "validate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # stopped before any epoch ended: nothing to resume
+        D.train(SMALL, out=out, progress=False)
+    assert not (tmp_path / "run.pt.partial").exists()
+    other = dataclasses.replace(SMALL, steps=20, epochs=10)
+    monkeypatch.undo()
+    calls = []
+
+    def stop_in_epoch_2(model, images, seed=0):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return {}
+
+    monkeypatch.setattr(D, "validate", stop_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        D.train(other, variant="plain", out=out, progress=False)
+    with pytest.raises(ValueError, match="resume: .*partial is another run's"):
+        D.train(SMALL, variant="plain", out=out, resume=True, progress=False)
 
 
 def test_quick_and_full_configs():

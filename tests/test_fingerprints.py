@@ -33,8 +33,9 @@ REGENERATE = {
     "concatenation_live_pairs": "python benchmarks/concatenation_live_pairs.py --overwrite",
     "ablation_kernels": "ATEN_CPU_CAPABILITY=default python benchmarks/ablation_kernels.py "
     "--overwrite",
-    "denoise": "python -m nlviz.denoise --config full --variant <variant> --overwrite "
-    "--out data/checkpoints/denoiser_<variant>.pt, then python benchmarks/bench_denoise.py",
+    "denoise": "python -m nlviz.denoise --config full --variant <variant> --seed <seed> "
+    "--overwrite --out data/checkpoints/denoiser_<variant>[_seed<seed>].pt (see README), then "
+    "python benchmarks/bench_denoise.py --overwrite",
 }
 AFTER = "then re-execute the notebooks that read it (make execute NB=...) and update the README"
 
@@ -224,13 +225,14 @@ def test_denoise_csv_measured_the_committed_denoisers():
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert rows and {"fingerprint", "cpu"} <= set(rows[0]), f"{path.name}: no fingerprint column"
-    nets = {r["method"]: r["fingerprint"] for r in rows if r["method"].startswith("CNN")}
-    assert len(nets) == len(denoise.VARIANTS)
+    nets = {(r["method"], r["seed"]): r["fingerprint"] for r in rows if r["method"][:3] == "CNN"}
+    runs = [(v, seed) for v in denoise.VARIANTS for seed in denoise.SEEDS]
+    assert len(nets) == len(runs) + len(denoise.SEEDS)  # and the whole-image one in tiles
     stored = {
-        torch.load(CHECKPOINTS / f"denoiser_{v}.pt", map_location="cpu", weights_only=True)[
+        torch.load(denoise.checkpoint_path(v, seed), map_location="cpu", weights_only=True)[
             "fingerprint"
         ]
-        for v in denoise.VARIANTS
+        for v, seed in runs
     }
     assert all(r["cpu"] for r in rows)
     assert set(nets.values()) == stored, (
