@@ -10,24 +10,27 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from nlviz.block import NonLocalBlock
 from nlviz.nlm import _weights_fn
-from nlviz.pairwise import _affinity, _check, affinity, check_tensor
+from nlviz.pairwise import _affinity, _check, _check_tensor, affinity
+from nlviz.plot import _text
 from nlviz.train import load_checkpoint
 from nlviz.utils import as_array, check_bool, check_int, check_query
 from nlviz.video import VideoBatch, to_tensor, track_tensors
 
-__all__ = ["Geometry", "Source", "as_frames", "attention_matrix", "cover", "masses"]
+__all__ = ["Geometry", "Source", "attention_matrix", "cover", "masses"]
 
 
-def as_frames(frames, name: str = "frames") -> np.ndarray:
+def _as_frames(frames, name: str = "frames") -> np.ndarray:
     """Frames as float (T, H, W) or (T, H, W, 3), uint8 / 255; one image is a 1-frame video."""
     arr = as_array(name, frames, (2, 3), channels=(3,))
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3):
@@ -35,30 +38,46 @@ def as_frames(frames, name: str = "frames") -> np.ndarray:
     return arr.astype(np.float64) / (255.0 if arr.dtype == np.uint8 else 1.0)
 
 
-def _pair(name: str, value) -> tuple[int, int]:
-    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2:
-        raise ValueError(f"{name}: expected a pair of integers, got {value!r}")
-    return tuple(check_int(f"{name}[{i}]", v, minimum=1) for i, v in enumerate(value))
+def _sizes(name: str, value, n: int = 2) -> tuple[int, ...]:
+    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != n:
+        raise ValueError(f"{name}: expected {n} integers, got {value!r}")
+    sizes = (check_int(f"{name}[{i}]", v, minimum=1, maximum=2**16) for i, v in enumerate(value))
+    return tuple(sizes)
+
+
+def _within(name: str, value, low: float, high: float) -> float:
+    """``value`` as a float in [low, high], checked here: a click's path calls no checks."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    if not low <= value <= high:  # NaN too
+        raise ValueError(f"{name}: expected a number in [{low}, {high}], got {value} (outside)")
+    return float(value)
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """Frames (T, H, W), the query grid (h, w) and the pooling of the grid of j (py, px)."""
+    """Frames (T, H, W), the query grid (h, w), by default the frames', and the pooling of the
+    grid of j (py, px), all checked; ``name`` is the grid's in errors (``create``: the same)."""
 
     frames_shape: tuple[int, int, int]
-    grid_shape: tuple[int, int]
+    grid_shape: tuple[int, int] | None = None
     pool: tuple[int, int] = (1, 1)
+    name: InitVar[str] = "grid_shape"
+
+    def __post_init__(self, name: str) -> None:
+        _text(name=name)
+        t, height, width = _sizes("frames_shape", self.frames_shape, 3)
+        h, w = _sizes(name, (height, width) if self.grid_shape is None else self.grid_shape)
+        if height * w != width * h or h > height:
+            raise ValueError(f"{name}: expected the aspect of the {height}x{width} frames, no "
+                             f"finer, got {h}x{w}: frames and features disagree")  # fmt: skip
+        shapes = (t, height, width), (h, w), _sizes("pool", self.pool)
+        for field, value in zip(("frames_shape", "grid_shape", "pool"), shapes, strict=True):
+            object.__setattr__(self, field, value)  # frozen: set once, here
 
     @classmethod
     def create(cls, frames_shape, grid_shape=None, pool=(1, 1), name="grid_shape") -> Geometry:
-        t, height, width = (int(s) for s in frames_shape[:3])
-        h, w = _pair(name, (height, width) if grid_shape is None else grid_shape)
-        if height * w != width * h or h > height:
-            raise ValueError(
-                f"{name}: expected a grid with the aspect of the {height}x{width} frames and no "
-                f"finer, got {h}x{w}: frames and features disagree in aspect"
-            )
-        return cls((t, height, width), (h, w), _pair("pool", pool))
+        return cls(frames_shape, grid_shape, pool, name)
 
     @property
     def stride(self) -> tuple[float, float]:
@@ -84,86 +103,95 @@ class Geometry:
     def cell_of_pixel(self, py: float, px: float) -> tuple[int, int]:
         """The query cell (y, x) holding display point (py, px); ValueError outside the frame."""
         _, height, width = self.frames_shape
-        if not (-0.5 <= py <= height - 0.5 and -0.5 <= px <= width - 0.5):
-            raise ValueError(
-                f"query: expected a pixel inside the {height}x{width} frame, "
-                f"got ({py:.1f}, {px:.1f}) (outside)"
-            )
+        py, px = _within("py", py, -0.5, height - 0.5), _within("px", px, -0.5, width - 0.5)
         (sy, sx), (h, w) = self.stride, self.grid_shape
         y, x = math.floor((py + 0.5) / sy + 1e-9), math.floor((px + 0.5) / sx + 1e-9)
         return min(y, h - 1), min(x, w - 1)
 
     def pixel_of_cell(self, y: float, x: float) -> tuple[float, float]:
         """Display centre of query cell (y, x)."""
-        sy, sx = self.stride
+        (sy, sx), (h, w) = self.stride, self.grid_shape
+        y, x = _within("y", y, 0, h - 1), _within("x", x, 0, w - 1)
         return (y + 0.5) * sy - 0.5, (x + 0.5) * sx - 0.5
 
     def pixel_of_j(self, yj, xj) -> tuple[np.ndarray, np.ndarray]:
         """Display centres of cells (y', x') of the grid of j; an odd size's last is cut."""
         (_, height, width), (sy, sx), (py, px) = self.frames_shape, self.stride, self.pool
+        for name, a in (("yj", np.asarray(yj)), ("xj", np.asarray(xj))):  # checked here: a click
+            if a.dtype.kind not in "iu" or a.ndim > 1:
+                raise ValueError(f"{name}: expected ints (at most 1-D), got {a.dtype} {a.shape}")
         y0, x0 = np.asarray(yj, float) * py * sy, np.asarray(xj, float) * px * sx
         y1, x1 = np.minimum(y0 + py * sy, height), np.minimum(x0 + px * sx, width)
         return (y0 + y1) / 2 - 0.5, (x0 + x1) / 2 - 0.5
 
     def check_weights(self, weights, name: str = "weights") -> np.ndarray:
         """The weights as a finite float64 array of ``j_shape`` (a batch of one is squeezed)."""
+        _text(name=name)
         w = as_array(name, weights, (2, 3, 4)).astype(np.float64)
         w = w[0] if w.ndim == 4 and w.shape[0] == 1 else w
         w = w[None] if w.ndim == 2 and self.frames_shape[0] == 1 else w
         if w.shape != self.j_shape:
-            raise ValueError(
-                f"{name}: expected shape (T', h', w') = {self.j_shape} for frames "
-                f"{self.frames_shape} and a {self.grid_shape} grid pooled by {self.pool}, "
-                f"got {w.shape}"
-            )
+            raise ValueError(f"{name}: expected shape (T', h', w') = {self.j_shape} for frames "
+                             f"{self.frames_shape}, grid {self.grid_shape}, pool {self.pool}, "
+                             f"got {w.shape}")  # fmt: skip
         return w
 
 
 @dataclass
 class Source:
-    """A query's weights over the frames: ``fn(t, y, x) -> (T, h', w')`` on ``geometry``.
+    """A query's weights over the frames: ``affinity_fn(t, y, x) -> (T, h', w')`` on ``geometry``.
 
     ``name`` titles the figures, ``label`` names the weights on the colour bar, ``detail`` says
     where the weights come from (the checkpoint's file and block, NLM's parameters); ``model``,
-    ``checkpoint`` and ``output`` are set by ``from_checkpoint``.
-    """
+    ``checkpoint`` and ``output`` are set by ``from_checkpoint``."""
 
     frames: np.ndarray
-    fn: Callable
+    affinity_fn: Callable
     geometry: Geometry
     name: str = "affinity"
     label: str = "weight f(x_i, x_j) / C(x)"
     model: object = None
     checkpoint: dict | None = None
     output: object = None
-    trusted: bool = False  # fn is nlviz's own: its weights need no check per click
+    trusted: bool = False  # affinity_fn is nlviz's own: its weights need no check per click
     detail: str = ""
 
-    @property
-    def title(self) -> str:
-        """``name [detail]``: which model, block or filter the weights come from."""
-        return f"{self.name} [{self.detail}]" if self.detail else self.name
+    def __post_init__(self) -> None:
+        self.frames = as_array("frames", self.frames, (3,), channels=(3,))  # (T, H, W[, 3])
+        if not callable(self.affinity_fn):
+            raise TypeError(f"affinity_fn: expected a callable, got {self.affinity_fn!r:.60}")
+        if not isinstance(self.geometry, Geometry):
+            raise TypeError(f"geometry: expected a Geometry, got {type(self.geometry).__name__}")
+        if self.geometry.frames_shape != self.frames.shape[:3]:
+            raise ValueError(f"geometry: expected frames {self.frames.shape}, got {self.geometry}")
+        _text(name=self.name, label=self.label, detail=self.detail)
+        self.trusted = check_bool("trusted", self.trusted)
+        if not isinstance(self.checkpoint, dict | None) or self.checkpoint == {}:
+            raise TypeError(f"checkpoint: expected None or a dict, got {self.checkpoint!r:.60}")
+
+    # "name [detail]": which model, block or filter the weights come from
+    title = property(lambda self: f"{self.name} [{self.detail}]" if self.detail else self.name)
 
     @classmethod
-    def create(cls, frames, fn, *, grid_shape=None, pool=(1, 1), name="affinity",
+    def create(cls, frames, affinity_fn, *, grid_shape=None, pool=(1, 1), name="affinity",
                label="weight f(x_i, x_j) / C(x)", grid_name="grid_shape", trusted=False,
                detail="") -> Source:  # fmt: skip
-        frames = as_frames(frames)
-        if not callable(fn):
-            raise TypeError(
-                f"affinity_fn: expected a callable (t, y, x) -> weights, got {type(fn).__name__}"
-            )
-        geometry = Geometry.create(frames.shape, grid_shape, pool, grid_name)
-        return cls(frames, fn, geometry, str(name), str(label), trusted=trusted, detail=detail)
+        """A source on ``frames`` (T, H, W[, 3]) or an image, ``Geometry(frames, grid_shape,
+        pool, grid_name)``."""
+        frames = _as_frames(frames)
+        _text(grid_name=grid_name)
+        geometry = Geometry(frames.shape[:3], grid_shape, pool, grid_name)
+        return cls(frames, affinity_fn, geometry, name, label, trusted=trusted, detail=detail)
 
     def weights(self, t: int, y: int, x: int) -> np.ndarray:
         """The checked weights (T, h', w') of query (t, y, x) of the query grid."""
-        return self._weights(self.geometry.check_query((t, y, x)))
+        tops = (self.geometry.frames_shape[0], *self.geometry.grid_shape)
+        cells = zip("tyx", (t, y, x), tops, strict=True)
+        return self._weights(tuple(check_int(n, q, minimum=0, maximum=m - 1) for n, q, m in cells))
 
     def _weights(self, query) -> np.ndarray:
-        """The weights of a query known to be on the grid: the click path, checked only where
-        ``fn`` is the user's."""
-        w = self.fn(*query)
+        """A query known to be on the grid (a click): weights, checked unless ``trusted``."""
+        w = self.affinity_fn(*query)
         return w if self.trusted else self.geometry.check_weights(w, "affinity_fn(t, y, x)")
 
     @classmethod
@@ -172,34 +200,20 @@ class Source:
         over ``frames`` (T, H, W[, 3]); each row is ``block.attention`` in float64 (a trained
         softmax can be so peaked that float32 rounds most weights to exactly 0). theta and the
         pooled phi are embedded once, here: a click computes one row of the affinity."""
-        if not isinstance(block, NonLocalBlock):
-            raise TypeError(f"block: expected an nlviz.NonLocalBlock, got {type(block).__name__}")
+        theta, phi, w_f = _embed64(block, features)
         if block.dim not in (2, 3):
             raise ValueError(f"block: expected dim 2 (images) or 3 (video), got dim={block.dim}")
-        layout = "(1, C, T, h, w)" if block.dim == 3 else "(1, C, h, w)"
-        check_tensor("features", features, block.dim + 2, layout)
-        if features.shape[0] != 1 or features.shape[1] != block.in_channels:
-            raise ValueError(
-                f"features: expected {layout} with C={block.in_channels} channels, "
-                f"got {tuple(features.shape)}"
-            )
-        frames = as_frames(frames)
-        t_count = features.shape[2] if block.dim == 3 else 1
+        if features.shape[0] != 1:
+            raise ValueError(f"features: expected (1, C, [T,] h, w), got {tuple(features.shape)}")
+        frames, t_count = _as_frames(frames), features.shape[2] if block.dim == 3 else 1
         if frames.shape[0] != t_count:
-            raise ValueError(
-                f"features: expected T={frames.shape[0]} frames like frames, got T={t_count}"
-            )
-        block64, x64 = copy.deepcopy(block).double().eval(), features.detach().double()
-        with torch.no_grad():
-            theta, phi, _ = block64.embed(x64)
-            w_f = block64.w_f_vector
-            s = _check(block.pairwise, theta, phi, w_f=w_f, scale=block.scale)
-        (h, w), pooled = x64.shape[-2:], block64.pooled_shape(x64.shape[2:])[-2:]
+            raise ValueError(f"features: expected T={frames.shape[0]} like frames, got T={t_count}")
+        s = _check(block.pairwise, theta, phi, w_f=w_f, scale=block.scale)
+        (h, w), pooled = features.shape[-2:], block.pooled_shape(features.shape[2:])[-2:]
 
         def fn(t, y, x):  # block.attention(x, query) without the embedding: one row i
             i = (t * h + y) * w + x
-            with torch.no_grad():
-                row = _affinity(block.pairwise, theta[:, i : i + 1], phi, w_f, s)
+            row = _affinity(block.pairwise, theta[:, i : i + 1], phi, w_f, s)  # no gradients
             return row.reshape(-1, *pooled).cpu().numpy()  # (T, h', w'), one frame for dim 2
 
         kwargs.setdefault("name", f"{block.pairwise} non-local block")
@@ -213,7 +227,7 @@ class Source:
         """Non-local means weights (``nlviz.nlm.nlm_weights``) of each pixel of ``video``
         (T, H, W[, 3]) or an image: the search runs over space and time, or with
         ``per_frame=True`` over the query's frame only (classic NLM on one image)."""
-        frames = as_frames(video, "image")
+        frames = _as_frames(video, "video")
         names = ("patch_size", "patch_distance", "h", "sigma")
         params = {k: kwargs.pop(k) for k in names if k in kwargs}
         channel = {"channel_axis": -1} if frames.ndim == 4 else {}
@@ -243,6 +257,8 @@ class Source:
         one (T, H, W, 3) uint8 video. The block's input comes from a forward pass (a
         pre-hook); ``model``, ``checkpoint`` and ``output`` (the model's output) are kept."""
         model, ckpt = load_checkpoint(path)
+        if not isinstance(batch, VideoBatch | np.ndarray):
+            raise TypeError(f"batch: expected a VideoBatch or a uint8 video, got {batch!r:.60}")
         blocks = model.nonlocal_blocks()
         if not blocks or model.variant != "spacetime":
             raise ValueError(f"path: expected a spacetime non-local model, got {model.variant!r}")
@@ -252,15 +268,12 @@ class Source:
             one = batch[check_int("index", index, minimum=0, maximum=len(batch) - 1) :][:1]
         if ckpt.get("kind") == "track":
             if not isinstance(one, VideoBatch) or one.task != "track":
-                raise ValueError(
-                    f"batch: expected a VideoBatch of the track task, got {type(batch).__name__}"
-                )
+                raise ValueError(f"batch: expected a track VideoBatch, got {type(batch).__name__}")
             x, video = track_tensors(one.videos, one.masks, one.labels)[0], one.videos[0]
         else:
             video = one.videos[0] if isinstance(one, VideoBatch) else one
             x = to_tensor(video[None] if getattr(video, "ndim", 0) == 4 else video)
-        nl = blocks[number].block
-        captured = {}
+        nl, captured = blocks[number].block, {}
         handle = nl.register_forward_pre_hook(lambda _m, i: captured.update(x=i[0].detach()))
         try:
             with torch.no_grad():
@@ -279,19 +292,32 @@ class Source:
 # --------------------------------------------------------------------------- measured, on masks
 
 
+def _embed64(block: NonLocalBlock, features) -> tuple[Tensor, Tensor, Tensor | None]:
+    """theta, the pooled phi and w_f of ``block`` on the first input of ``features``, float64."""
+    if not isinstance(block, NonLocalBlock):
+        raise TypeError(f"block: expected an nlviz.NonLocalBlock, got {type(block).__name__}")
+    _check_tensor("features", features, block.dim + 2, "(B, C, *spatial)")
+    if features.shape[1] != block.in_channels:
+        raise ValueError(f"features: expected {block.in_channels} channels, got {features.shape}")
+    block64 = copy.deepcopy(block).double().eval().requires_grad_(False)
+    with torch.no_grad():
+        return *block64.embed(features.detach().double()[:1])[:2], block64.w_f_vector
+
+
 def attention_matrix(block: NonLocalBlock, features) -> np.ndarray:
     """Every query's weights f(x_i, x_j) / C(x) at once, float64 (N, N'), for one input."""
-    check_tensor("features", features, block.dim + 2, "(1, C, ...)")
-    with torch.no_grad():
-        theta, phi, _ = copy.deepcopy(block).double().embed(features.detach().double()[:1])
-        w_f = None if block.w_f is None else block.w_f_vector.detach().double()
-        return affinity(block.pairwise, theta, phi, w_f=w_f, scale=block.scale)[0].numpy()
+    theta, phi, w_f = _embed64(block, features)  # without gradients
+    return affinity(block.pairwise, theta, phi, w_f=w_f, scale=block.scale)[0].numpy()
 
 
 def cover(masks, objects: int, cell: int) -> np.ndarray:
     """The share of each ``cell`` x ``cell`` cell that each object covers: (T, H, W) masks
     (-1 background) -> (T, H / cell, W / cell, objects + 1), the background last."""
-    masks = np.asarray(masks)
+    masks, cell = as_array("masks", masks, (3,)), check_int("cell", cell, minimum=1)
+    objects = check_int("objects", objects, minimum=0, maximum=255)
+    lo, hi = masks.min(), masks.max()
+    if masks.dtype.kind not in "iu" or lo < -1 or hi >= objects:
+        raise ValueError(f"masks: expected ids in [-1, {objects}), got {masks.dtype} {lo}..{hi}")
     t, h, w = masks.shape
     if h % cell or w % cell:
         raise ValueError(f"cell: expected a divisor of the frames' {h} x {w}, got {cell}")
@@ -303,6 +329,9 @@ def masses(weights, cover_j) -> np.ndarray:
     """The share of each query's weight on each object: weights (Q, M), ``cover_j`` (M, K + 1)
     -> (Q, K + 1). Signed weights (the dot product) count by their positive part, renormalised;
     a query with no positive weight (a dead ReLU of concatenation) is a row of NaN."""
+    weights, cover_j = as_array("weights", weights), as_array("cover_j", cover_j)
+    if weights.shape[1] != cover_j.shape[0]:
+        raise ValueError(f"cover_j: expected (M={weights.shape[1]}, K + 1), got {cover_j.shape}")
     positive = np.clip(weights, 0, None)
     total = positive.sum(1, keepdims=True)
     return np.where(total > 0, positive @ cover_j / np.where(total > 0, total, 1), np.nan)

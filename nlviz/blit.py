@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from matplotlib.text import Text
 
-__all__ = ["Blitter"]
+__all__ = []  # used by nlviz.explorer only
 
 
-class Blitter:
+class _Blitter:
     """The fixed part of ``fig``, with ``changing`` (artists, in drawing order) drawn over it;
     ``invalidate()`` after a change to the fixed part (a new canvas size or dpi does it too)."""
 

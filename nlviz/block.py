@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlviz.pairwise import affinity, aggregate, check_pairwise, check_tensor
+from nlviz.pairwise import _check_tensor, affinity, aggregate, check_pairwise
 from nlviz.utils import check_bool, check_choice, check_int, check_query
 
 __all__ = ["NonLocalBlock", "Windowed"]
@@ -31,6 +31,15 @@ _LAYOUT = {1: "(B, C, L)", 2: "(B, C, H, W)", 3: "(B, C, T, H, W)"}
 def _tokens(t: Tensor) -> Tensor:
     """(B, C, *spatial) -> (B, N, C), channels last."""
     return t.flatten(2).transpose(1, 2)
+
+
+def _check_like(x: Tensor, weight: Tensor) -> None:
+    """``x`` has the dtype (outside autocast) and the device of a module's ``weight``."""
+    autocast = torch.is_autocast_enabled(x.device.type)  # its bf16 meets float32 weights
+    if x.device != weight.device or (x.dtype != weight.dtype and not autocast):
+        raise TypeError(f"x: expected {weight.dtype} on {weight.device} like the weights, got "
+                        f"{x.dtype} on {x.device}; convert it: x.to('{weight.device}', "
+                        f"{weight.dtype}), e.g. x.float()")  # fmt: skip
 
 
 class NonLocalBlock(nn.Module):
@@ -80,26 +89,19 @@ class NonLocalBlock(nn.Module):
         self.scale = check_bool("scale", scale)
         if scale and pairwise == "concatenation":
             raise ValueError("scale: concatenation (Eq. 5) has no theta^T phi to scale; use False")
-        conv = _CONV[dim]
-        embed = pairwise != "gaussian"  # Eq. 2: f = exp(x_i^T x_j), no embedding
-        self.theta = conv(c, ci, 1) if embed else None
-        self.phi = conv(c, ci, 1) if embed else None
+        conv, embed = _CONV[dim], pairwise != "gaussian"  # Eq. 2: f = exp(x_i^T x_j), no embedding
+        self.theta, self.phi = (conv(c, ci, 1), conv(c, ci, 1)) if embed else (None, None)
         self.g = conv(c, ci, 1)
         self.w_f = nn.Linear(2 * ci, 1, bias=False) if pairwise == "concatenation" else None
         k = _KERNEL[dim]
         self.pool = _POOL[dim](k, k, ceil_mode=True) if subsample else nn.Identity()
-        self.w_z = (
-            nn.Sequential(conv(ci, c, 1), _BN[dim](c)) if use_bn else nn.Sequential(conv(ci, c, 1))
-        )
+        self.w_z = nn.Sequential(conv(ci, c, 1), *([_BN[dim](c)] if use_bn else []))
         for p in self.w_z[-1].parameters():  # the BN's weight and bias, or the conv's
             nn.init.zeros_(p)
 
     def extra_repr(self) -> str:
-        return (
-            f"pairwise={self.pairwise!r}, dim={self.dim}, in_channels={self.in_channels}, "
-            f"inter_channels={self.inter_channels}, subsample={self.subsample}, "
-            f"use_bn={self.use_bn}, scale={self.scale}"
-        )
+        names = ("pairwise", "dim", "in_channels", "inter_channels", "subsample", "use_bn", "scale")
+        return ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
 
     @property
     def w_f_vector(self) -> Tensor | None:
@@ -117,20 +119,18 @@ class NonLocalBlock(nn.Module):
 
     def flat_index(self, query, spatial_shape) -> int:
         """Row i of theta for the input position ``query``, (l,), (y, x) or (t, y, x)."""
+        self.pooled_shape(spatial_shape)  # checks spatial_shape
         return int(np.ravel_multi_index(check_query(query, tuple(spatial_shape)), spatial_shape))
 
     def _check_input(self, x) -> None:
-        check_tensor("x", x, self.dim + 2, _LAYOUT[self.dim])
+        _check_like(_check_tensor("x", x, self.dim + 2, _LAYOUT[self.dim]), self.g.weight)
         if x.shape[1] != self.in_channels:
             raise ValueError(f"x: expected {self.in_channels} channels, got {tuple(x.shape)}")
-        if 0 in x.shape:
-            raise ValueError(f"x: expected no empty dimension, got shape {tuple(x.shape)}")
 
     def embed(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Fig. 2 up to the pairwise term: tokens theta (B, N, Ck), phi (B, N', Ck), g (B, N', C').
 
-        phi and g are pooled, theta is not; for "gaussian" theta and phi are x itself (Ck = C).
-        """
+        phi and g are pooled, theta is not; for "gaussian" theta and phi are x itself (Ck = C)."""
         self._check_input(x)
         theta = _tokens(x if self.theta is None else self.theta(x))
         phi = _tokens(self.pool(x if self.phi is None else self.phi(x)))
@@ -139,9 +139,8 @@ class NonLocalBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """z = W_z y + x (Eq. 6), the shape of x; y by the efficient form, never N x N'."""
         theta, phi, g = self.embed(x)
-        y = aggregate(
-            self.pairwise, theta, phi, g, w_f=self.w_f_vector, scale=self.scale, check=False
-        )
+        y = aggregate(self.pairwise, theta, phi, g, w_f=self.w_f_vector, scale=self.scale,
+                      check=False)  # fmt: skip
         y = y.transpose(1, 2).reshape(x.shape[0], self.inter_channels, *x.shape[2:])
         return self.w_z(y.contiguous()) + x  # contiguous: the next layer sees the usual layout
 
@@ -169,28 +168,33 @@ class Windowed(nn.Module):
 
     def __init__(self, block: NonLocalBlock, window: int) -> None:
         super().__init__()
-        self.block, self.window = block, window
+        if not isinstance(block, NonLocalBlock):
+            raise TypeError(f"block: expected a NonLocalBlock of dim 2, got {type(block).__name__}")
+        if block.dim != 2:
+            raise ValueError(f"block: expected a NonLocalBlock of dim 2, got dim={block.dim}")
+        self.block, self.window = block, check_int("window", window, minimum=1, maximum=1024)
 
     def tiles(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B * nh * nw, C, s, s), each image's tiles in row-major order."""
         s = self.window
+        _check_tensor("x", x, 4, "(B, C, H, W)", finite=False)  # the block checks the values
         x = F.pad(x, (0, -x.shape[3] % s, 0, -x.shape[2] % s), mode="replicate")
         B, C, H, W = x.shape
         x = x.reshape(B, C, H // s, s, W // s, s).permute(0, 2, 4, 1, 3, 5)
         return x.reshape(-1, C, s, s).contiguous()
 
     def forward(self, x: Tensor) -> Tensor:
-        (B, C, H, W), s = x.shape, self.window
-        z = self.block(self.tiles(x)).reshape(B, -(-H // s), -(-W // s), C, s, s)
-        z = z.permute(0, 3, 1, 4, 2, 5).reshape(B, C, -(-H // s) * s, -(-W // s) * s)
+        z, (B, C, H, W), s = self.block(self.tiles(x)), x.shape, self.window
+        z = z.reshape(B, -(-H // s), -(-W // s), C, s, s).permute(0, 3, 1, 4, 2, 5)
+        z = z.reshape(B, C, -(-H // s) * s, -(-W // s) * s)
         return z[:, :, :H, :W].contiguous()
 
     def attention(self, x: Tensor, query) -> Tensor:
         """(1, H, W): weights of position ``query`` of image 0 over its tile, 0 elsewhere (a
         padded position's weight goes to the border position it copies)."""
-        (H, W), s = x.shape[2:], self.window
-        (ty, qy), (tx, qx) = divmod(query[0], s), divmod(query[1], s)
-        w = self.block.attention(self.tiles(x[:1])[ty * -(-W // s) + tx][None], (qy, qx))[0]
+        tiles, (H, W), s = self.tiles(x), x.shape[2:], self.window  # image 0's tiles first
+        (ty, qy), (tx, qx) = (divmod(q, s) for q in check_query(query, (H, W)))
+        w = self.block.attention(tiles[ty * -(-W // s) + tx][None], (qy, qx))[0]
         rows = (torch.arange(s) + ty * s).clamp(max=H - 1)[:, None].expand(s, s)
         cols = (torch.arange(s) + tx * s).clamp(max=W - 1).expand(s, s)
         return torch.zeros(H, W).index_put_((rows, cols), w.cpu(), accumulate=True)[None]

@@ -7,12 +7,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from nlviz.utils import atomic_write
+from nlviz.utils import _as_path, _check_type, atomic_write
 
 __all__ = ["FORMAT", "seal", "make_checkpoint", "save_checkpoint", "read_checkpoint"]
 
@@ -35,6 +36,8 @@ def _digest(ckpt: dict) -> str:
 
 def seal(checkpoint: dict) -> dict:
     """A copy of ``checkpoint`` with the digest of what it holds now."""
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise TypeError(f"checkpoint: expected a dict with a state_dict, got {checkpoint!r:.80}")
     checkpoint = {k: v for k, v in checkpoint.items() if k != "digest"}
     return {**checkpoint, "digest": _digest(checkpoint)}
 
@@ -42,6 +45,10 @@ def seal(checkpoint: dict) -> dict:
 def make_checkpoint(model: nn.Module, info: dict, history: dict) -> dict:
     """The sealed checkpoint of a trained model: ``info`` (kind, model, config, metrics...),
     the history and the weights, copied to the CPU."""
+    _check_type("model", model, nn.Module, "an nn.Module")
+    if not isinstance(info, dict) or not isinstance(info.get("metrics"), dict):
+        raise TypeError(f"info: expected a dict with a 'metrics' dict, got {info!r:.80}")
+    _check_type("history", history, dict, "a dict of lists")
     state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     info = {**info, "metrics": {k: float(v) for k, v in info["metrics"].items()}}
     hist = {k: [float(v) for v in vs] for k, vs in history.items()}
@@ -51,7 +58,7 @@ def make_checkpoint(model: nn.Module, info: dict, history: dict) -> dict:
 def save_checkpoint(checkpoint: dict, path, *, overwrite: bool = False) -> Path:
     """Write ``checkpoint`` with ``torch.save`` atomically (sealed first if it has no digest)."""
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise TypeError(f"checkpoint: expected a dict with a state_dict, got {type(checkpoint)}")
+        raise TypeError(f"checkpoint: expected a dict with a state_dict, got {checkpoint!r:.80}")
     checkpoint = checkpoint if "digest" in checkpoint else seal(checkpoint)
     return atomic_write(path, lambda fh: torch.save(checkpoint, fh), overwrite=overwrite)
 
@@ -61,9 +68,8 @@ def _check_fields(ckpt: dict, path) -> None:
     for key, kind in TYPES.items():
         if key in ckpt and not isinstance(ckpt[key], kind):
             raise ValueError(f"path: {path} has a {key!r} of type {type(ckpt[key]).__name__}")
-    for key in ("model", "state_dict", "digest"):
-        if key not in ckpt:
-            raise ValueError(f"path: {path} has no {key!r} entry")
+    if missing := [key for key in ("model", "state_dict", "digest") if key not in ckpt]:
+        raise ValueError(f"path: {path} has no {missing[0]!r} entry")
     plain = (str, int, float, bool, type(None))
     for key in ("model", "config", "metrics"):
         bad = [k for k, v in ckpt.get(key, {}).items() if not isinstance(v, plain)]
@@ -78,18 +84,11 @@ def _check_fields(ckpt: dict, path) -> None:
 
 def read_checkpoint(path, build) -> tuple[nn.Module, dict]:
     """Read and verify a checkpoint; ``build(checkpoint)`` makes its model (CPU, eval mode).
-
-    Raises
-    ------
-    FileNotFoundError
-        No file at ``path``.
-    ValueError
-        Naming the file: not a readable checkpoint of this format, an entry of the wrong type,
-        non-finite weights, an invalid model, or weights and config that do not match (each
-        other, or the digest stored at training: edited or corrupt).
-    """
-    path = Path(path)
-    if not path.is_file():
+    FileNotFoundError if there is no file; ValueError naming the file if it is not a readable
+    checkpoint of this format, has an entry of the wrong type, non-finite weights or an invalid
+    model, or if weights and config do not match each other or the digest (edited, corrupt)."""
+    _check_type("build", build, Callable, "a function of a checkpoint")
+    if not (path := _as_path("path", path)).is_file():
         raise FileNotFoundError(f"path: no checkpoint at {path}")
     if path.stat().st_size > MAX_BYTES:
         raise ValueError(f"path: {path} is larger than {MAX_BYTES} bytes: not a checkpoint")

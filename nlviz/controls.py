@@ -10,10 +10,10 @@ import ipywidgets as widgets
 
 from nlviz.plot import SCALES
 
-__all__ = ["Controls"]
+__all__ = []  # used by nlviz.explorer only
 
 
-class Controls:
+class _Controls:
     """The widgets under an explorer's canvas; ``box`` holds them, ``sync`` shows its state.
 
     Attributes: ``widget`` (status, canvas or ``picture``, ``box``), ``t``, ``y``, ``x`` (the

@@ -2,13 +2,10 @@
 
     python -m nlviz.denoise --config full --variant windowed --seed 0 --out run.pt [--resume]
 
-``DenoiseNet`` is a DnCNN-style residual CNN (Zhang et al. 2017) that predicts the noise n of
-v = u + n, on the 2 x 2 polyphase components of v (``pixel_unshuffle``, as in FFDNet) with a
-map of the noise level sigma as one more channel: one model serves sigma 5 to 55 (of 255).
-Variants: "plain" (no block), "nonlocal" (one ``NonLocalBlock`` over the whole image) and
-"windowed" (the block in tiles, ``nlviz.block.Windowed``: NLRN's confined neighbourhood).
-Training patches come from ``TRAIN_IMAGES`` less their last ``VAL_COLUMNS`` columns
-(validation); ``EVAL_IMAGES`` are other images, never trained or tuned on.
+``DenoiseNet``: a DnCNN-style residual CNN (Zhang et al. 2017) on the 2 x 2 polyphase components
+of v = u + n (as in FFDNet) and a noise-level map, one model for sigma 5 to 55 (of 255), with no
+block ("plain"), a ``NonLocalBlock`` over the whole image ("nonlocal") or in tiles ("windowed",
+``nlviz.block.Windowed``: NLRN's confined neighbourhood); ``EVAL_IMAGES`` are never trained on.
 """
 
 from __future__ import annotations
@@ -34,12 +31,12 @@ from nlviz.block import NonLocalBlock, Windowed
 from nlviz.checkpoint import make_checkpoint, read_checkpoint
 from nlviz.fingerprint import fingerprint, machine
 from nlviz.train import fit
-from nlviz.utils import as_array, check_bool, check_choice, check_int, check_real
+from nlviz.utils import _check_type, as_array, check_bool, check_choice, check_int, check_real
 
 __all__ = ["VARIANTS", "TRAIN_IMAGES", "VAL_COLUMNS", "EVAL_IMAGES", "SIGMAS", "CHECKPOINTS",
-           "load_grey", "eval_image", "train_split", "add_noise", "DenoiseNet",
-           "Config", "CONFIGS", "train", "run_fingerprint", "load_checkpoint",
-           "SEEDS", "checkpoint_path", "tiled", "denoise"]  # fmt: skip
+           "eval_image", "train_split", "add_noise", "sample_batch", "DenoiseNet", "Config",
+           "CONFIGS", "train", "run_fingerprint", "load_checkpoint", "SEEDS", "checkpoint_path",
+           "tiled", "denoise"]  # fmt: skip
 
 VARIANTS = ("plain", "nonlocal", "windowed")
 TRAIN_IMAGES = ("clock", "coffee", "coins", "colorwheel", "grass", "gravel", "horse",
@@ -61,12 +58,13 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 
 def checkpoint_path(variant: str, seed: int = 0) -> Path:
     """The committed run: ``denoiser_<variant>.pt`` for seed 0, else ``..._seed<seed>.pt``."""
+    variant, seed = check_choice("variant", variant, VARIANTS), check_int("seed", seed, minimum=0)
     return CHECKPOINTS / f"denoiser_{variant}{f'_seed{seed}' if seed else ''}.pt"
 
 
-def load_grey(name: str) -> np.ndarray:
+def _load_grey(name: str) -> np.ndarray:
     """A scikit-image sample image (no download) as float32 grey (H, W) in [0, 1]."""
-    image = getattr(data, name)()
+    image = getattr(data, check_choice("name", name, TRAIN_IMAGES + tuple(EVAL_IMAGES)))()
     image = img_as_float(image[0] if isinstance(image, tuple) else image)  # stereo: left view
     return np.ascontiguousarray(color.rgb2gray(image) if image.ndim == 3 else image, np.float32)
 
@@ -74,7 +72,7 @@ def load_grey(name: str) -> np.ndarray:
 def eval_image(name: str) -> np.ndarray:
     """The 256 x 256 evaluation image ``name`` of ``EVAL_IMAGES``, float32 in [0, 1]."""
     factor, rows, cols = EVAL_IMAGES[check_choice("name", name, tuple(EVAL_IMAGES))]
-    image = load_grey(name)
+    image = _load_grey(name)
     image = image if factor == 1 else rescale(image, factor, anti_aliasing=True)
     return np.ascontiguousarray(image[rows, cols], np.float32)
 
@@ -82,7 +80,7 @@ def eval_image(name: str) -> np.ndarray:
 def train_split(name: str) -> tuple[np.ndarray, np.ndarray]:
     """(training part (H, W - 128), validation part (<= 256, 128)) of a training image: the
     last ``VAL_COLUMNS`` columns (their middle 256 rows at most) are held out."""
-    image = load_grey(check_choice("name", name, TRAIN_IMAGES))
+    image = _load_grey(check_choice("name", name, TRAIN_IMAGES))
     top = max(0, image.shape[0] // 2 - 128)
     val = image[top : top + 256, -VAL_COLUMNS:]
     return np.ascontiguousarray(image[:, :-VAL_COLUMNS]), np.ascontiguousarray(val)
@@ -90,6 +88,9 @@ def train_split(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def add_noise(image: np.ndarray, sigma: float, seed) -> np.ndarray:
     """image + sigma N(0, 1) from ``np.random.default_rng(seed)``, not clipped, image's dtype."""
+    image, sigma = as_array("image", image, (2,)), check_real("sigma", sigma, minimum=0)
+    for s in seed if isinstance(seed, tuple | list) else (seed,):
+        check_int("seed", s, minimum=0)
     noise = np.random.default_rng(seed).standard_normal(image.shape)
     return (image + sigma * noise).astype(image.dtype)
 
@@ -97,7 +98,17 @@ def add_noise(image: np.ndarray, sigma: float, seed) -> np.ndarray:
 def sample_batch(regions, rng, batch: int, patch: int, sigmas) -> tuple[Tensor, ...]:
     """(noisy (B, 1, P, P), sigma (B,), clean (B, 1, P, P)): each patch from a region drawn
     uniformly (every image as often), rotated and flipped at random, sigma uniform in ``sigmas``
-    (of 255)."""
+    (of 255). Checked in O(len(regions)): it runs at every step."""
+    _check_type("rng", rng, np.random.Generator, "a np.random.Generator")
+    batch = check_int("batch", batch, minimum=1, maximum=4096)
+    patch = check_int("patch", patch, minimum=1, maximum=4096)
+    if not isinstance(sigmas, tuple | list) or len(sigmas) != 2:
+        raise TypeError(f"sigmas: expected (low, high) in grey levels of 255, got {sigmas!r}")
+    check_real("sigmas", sigmas[1], minimum=check_real("sigmas", sigmas[0], minimum=0), maximum=255)
+    if not isinstance(regions, list | tuple) or not regions:
+        raise TypeError(f"regions: expected a list of grey images (H, W), got {regions!r:.80}")
+    if any(not isinstance(r, np.ndarray) or r.ndim != 2 or min(r.shape) < patch for r in regions):
+        raise ValueError(f"regions: expected grey images (H, W) of at least {patch} x {patch}")
     clean = np.empty((batch, 1, patch, patch), np.float32)
     for b, k in enumerate(rng.integers(len(regions), size=batch)):
         y, x = (rng.integers(0, s - patch + 1) for s in regions[k].shape)
@@ -109,20 +120,19 @@ def sample_batch(regions, rng, batch: int, patch: int, sigmas) -> tuple[Tensor, 
 
 
 class DenoiseNet(nn.Module):
-    """``forward(v, sigma) = v - noise_hat`` for v (B, 1, H, W) and sigma (B,) or a float.
-
-    The 2 x 2 polyphase components of v (B, 4, H/2, W/2) and the sigma map go through ``depth``
-    3x3 convolutions of ``width`` channels (conv + ReLU, ``depth - 2`` x conv + BN + ReLU, a
-    conv to the 4 components of the noise, zero at init: the net starts as the identity), with
-    one embedded-Gaussian ``NonLocalBlock`` (no subsampling) after the middle convolution.
-    """
+    """``forward(v, sigma) = v - noise_hat`` for v (B, 1, H, W) and sigma (B,) or a float. The 2 x 2
+    polyphase components of v (B, 4, H/2, W/2) and the sigma map go through ``depth`` 3x3
+    convolutions of ``width`` channels (conv + ReLU, ``depth - 2`` x conv + BN + ReLU, a conv to the
+    4 components of the noise, zero at init: the net starts as the identity), with one
+    embedded-Gaussian ``NonLocalBlock`` (no subsampling) after the middle convolution."""
 
     def __init__(self, variant: str = "windowed", *, depth: int = 8, width: int = 32,
                  window: int = 8) -> None:  # fmt: skip
         super().__init__()
         self.variant = check_choice("variant", variant, VARIANTS)
-        depth, width = check_int("depth", depth, minimum=3), check_int("width", width, minimum=2)
-        self.window = check_int("window", window, minimum=1)
+        depth = check_int("depth", depth, minimum=3, maximum=64)
+        width = check_int("width", width, minimum=2, maximum=1024)
+        self.window = check_int("window", window, minimum=1, maximum=1024)
         layers = [nn.Conv2d(5, width, 3, padding=1), nn.ReLU()]
         for i in range(1, depth - 1):
             layers += [nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)]
@@ -138,6 +148,11 @@ class DenoiseNet(nn.Module):
 
     def inputs(self, v: Tensor, sigma) -> Tensor:
         """(B, 5, ceil(H / 2), ceil(W / 2)): the components (odd sizes replicate) and sigma."""
+        _check_type("v", v, Tensor, "a float32 tensor (B, 1, H, W)")
+        if v.dtype != torch.float32 or v.ndim != 4 or v.shape[1] != 1 or v.numel() == 0:
+            raise ValueError(f"v: expected a float32 (B, 1, H, W) tensor, got {v.dtype} {v.shape}")
+        if not isinstance(sigma, Tensor):  # a tensor (B,) in training: not checked
+            sigma = check_real("sigma", sigma, minimum=0, maximum=1)
         v = F.pad(v, (0, v.shape[3] % 2, 0, v.shape[2] % 2), mode="replicate")
         x = F.pixel_unshuffle(v, 2).contiguous()
         sigma = torch.as_tensor(sigma, dtype=v.dtype, device=v.device).reshape(-1, 1, 1, 1)
@@ -153,9 +168,10 @@ class DenoiseNet(nn.Module):
         the block weighs 2 x 2 cells, each cell's weight shared evenly by its pixels."""
         if self.variant == "plain":
             raise ValueError("variant: the plain CNN has no non-local block to look at")
-        block = self.layers[self.block_index]
-        x = self.layers[: self.block_index](self.inputs(v[:1], sigma))
-        w = block.attention(x, (query[0] // 2, query[1] // 2))[0].cpu()
+        f = self.layers[: self.block_index](self.inputs(v[:1], sigma))
+        utils.check_finite("v", v[:1])
+        y, x = utils.check_query(query, tuple(v.shape[2:]))
+        w = self.layers[self.block_index].attention(f, (y // 2, x // 2))[0].cpu()
         (H, W), ones = v.shape[2:], torch.ones(1, 1, *v.shape[2:])
         cells = F.avg_pool2d(ones, 2, ceil_mode=True, divisor_override=1)[0, 0]
         return (w / cells).repeat_interleave(2, 0).repeat_interleave(2, 1)[:H, :W]
@@ -189,14 +205,14 @@ class Config:
         low = check_real("sigma_min", self.sigma_min, minimum=0)
         check_real("sigma_max", self.sigma_max, minimum=low, maximum=255)
         check_real("lr", self.lr, minimum=0, maximum=1, strict=True)
+        check_real("weight_decay", self.weight_decay, minimum=0, maximum=1)
         check_real("clip", self.clip, minimum=0, strict=True)
         check_real("ema", self.ema, minimum=0, maximum=1, strict=True)
 
 
 CONFIGS = {
     "tiny": Config(steps=4, epochs=2, batch_size=2, patch=16, depth=4, width=8),
-    # a lower peak rate than "full": at 2e-2 a 240-step run can die (the network learns to
-    # return its input) on some CPUs and thread counts, at 5e-3 it learnt on every one tried
+    # lr 5e-3: at 2e-2 a 240-step run can die (learns to return its input) on some CPUs
     "quick": Config(steps=240, epochs=3, batch_size=8, patch=32, lr=5e-3, ema=0.95),
     "full": Config(steps=4000, epochs=8, width=48),
 }
@@ -224,8 +240,7 @@ def _step(model, batch, device):
 def _resolve(config, variant, seed) -> tuple[str, Config, int]:
     name = config if isinstance(config, str) else "custom"
     config = CONFIGS[check_choice("config", config, tuple(CONFIGS))] if name != "custom" else config
-    if not isinstance(config, Config):
-        raise TypeError(f"config: expected a name or a Config, got {type(config).__name__}")
+    _check_type("config", config, Config, "a name or a Config")
     check_choice("variant", variant, VARIANTS)
     return name, config, check_int("seed", seed, minimum=0, maximum=2**32 - 1)
 
@@ -239,8 +254,7 @@ def _init(config: Config, variant: str, seed: int) -> tuple[dict, DenoiseNet, li
 
 
 def _fingerprint(config: Config, variant: str, seed: int, model, regions) -> str:
-    """``nlviz.fingerprint`` of a run: config, variant and seed exactly; the initial weights
-    and the first batch (noisy patches, sigmas, clean patches) projected."""
+    """The run's ``nlviz.fingerprint``: config, variant, seed; initial weights, first batch."""
     rng, sigmas = np.random.default_rng(seed), (config.sigma_min, config.sigma_max)  # as train's
     first = sample_batch(regions, rng, config.batch_size, config.patch, sigmas)
     exact = {"config": dataclasses.asdict(config), "variant": variant, "seed": seed}
@@ -259,13 +273,13 @@ def train(config="quick", *, variant="windowed", seed=0, device="auto", out=None
     """Train a ``DenoiseNet`` with ``nlviz.train.fit`` (MSE to the clean patches).
 
     ``config``: a name of ``CONFIGS`` or a ``Config``; ``seed`` fixes the weights, the patches,
-    their flips and their noise; ``out``: the checkpoint, claimed before training, written
-    atomically after. With ``out``, every epoch leaves ``<out>.partial``, and ``resume=True``
-    goes on from it (same arguments): the result is the run's, as if never stopped. Returns
-    (model in eval mode on ``device``, checkpoint); the checkpoint's history holds the training
-    loss and the validation PSNR of every epoch, its metrics the wall and CPU seconds.
+    their flips and their noise; ``out``: the checkpoint (``nlviz.utils.Output``), and every epoch
+    leaves ``<out>.partial``: ``resume=True`` goes on from it (same arguments) as if never stopped.
+    Returns (model in eval mode on ``device``, checkpoint); the checkpoint's history holds the
+    training loss and the validation PSNR of every epoch, its metrics the wall and CPU seconds.
     """
     name, config, seed = _resolve(config, variant, seed)
+    check_bool("overwrite", overwrite)  # progress: by fit
     dev = device if isinstance(device, torch.device) else utils.pick_device(device)
     partial = None if out is None else Path(f"{out}.partial")
     if check_bool("resume", resume) and (partial is None or not partial.is_file()):
@@ -320,8 +334,9 @@ def tiled(model: DenoiseNet, window: int) -> DenoiseNet:
     """A copy of a whole-image ``model`` whose block runs in ``window`` x ``window`` tiles of
     the half-size map: trained on patches of P pixels, it sees the training's P/2 x P/2
     positions at test time with ``window = P // 2``, whatever the image's size."""
-    if model.variant != "nonlocal":
-        raise ValueError(f"model: expected a whole-image DenoiseNet, got {model.variant!r}")
+    if not isinstance(model, DenoiseNet) or model.variant != "nonlocal":
+        raise ValueError(f"model: expected a whole-image DenoiseNet, got {model!r:.80}")
+    window = check_int("window", window, minimum=1, maximum=1024)
     copy = deepcopy(model)
     copy.layers[copy.block_index] = Windowed(copy.layers[copy.block_index], window)
     return copy
@@ -334,7 +349,8 @@ def _committed(variant: str) -> DenoiseNet:
 
 @torch.no_grad()
 def denoise(image, sigma: float, model="windowed") -> np.ndarray:
-    """Remove Gaussian noise of known std ``sigma`` from a grey image.
+    """Remove Gaussian noise of known std ``sigma`` from a grey image: (H, W) of its dtype,
+    computed in float32 on the model's device.
 
     Parameters
     ----------
@@ -344,10 +360,6 @@ def denoise(image, sigma: float, model="windowed") -> np.ndarray:
         The noise's std on the image's scale (25 / 255 for sigma 25 of 255).
     model : DenoiseNet or str
         A network, or a name of ``VARIANTS``: the committed ``denoiser_<name>.pt``.
-
-    Returns
-    -------
-    ndarray (H, W) of the image's dtype, computed in float32 on the model's device.
     """
     arr = as_array("image", image, (2,))
     if arr.dtype.kind != "f":
@@ -357,10 +369,8 @@ def denoise(image, sigma: float, model="windowed") -> np.ndarray:
     sigma = check_real("sigma", sigma, minimum=0)
     if sigma > 1:
         raise ValueError(f"sigma: expected a std on the image's scale (25/255), got {sigma}")
-    if isinstance(model, str):
-        model = _committed(check_choice("model", model, VARIANTS))
-    if not isinstance(model, DenoiseNet):
-        raise TypeError(f"model: expected a DenoiseNet or one of {VARIANTS}, got {model!r:.80}")
+    model = _committed(check_choice("model", model, VARIANTS)) if isinstance(model, str) else model
+    _check_type("model", model, DenoiseNet, f"a DenoiseNet or one of {VARIANTS}")
     device = next(model.parameters()).device
     v = torch.from_numpy(np.ascontiguousarray(arr, np.float32))[None, None].to(device)
     return model.eval()(v, sigma)[0, 0].float().cpu().numpy().astype(arr.dtype)
@@ -378,7 +388,7 @@ def main(argv=None) -> int:
     args = vars(parser.parse_args(argv))
     try:
         _, ckpt = train(args.pop("config"), **args)
-    except (ValueError, TypeError, FileExistsError, RuntimeError) as err:
+    except (ValueError, TypeError, FileExistsError, RuntimeError, OSError) as err:
         parser.fail(err)
     print(", ".join(f"{k} {v:.2f}" for k, v in ckpt["metrics"].items()))
     return 0

@@ -24,7 +24,7 @@ import torch
 
 from nlviz.pairwise import PAIRWISE
 from nlviz.train import CONFIGS, evaluate, make_data, run_fingerprint, seal, train
-from nlviz.utils import Output, Parser, check_bool, check_choice, check_int
+from nlviz.utils import Output, Parser, _as_path, check_bool, check_choice, check_int, pick_device
 
 __all__ = ["PAPER_TOP1", "COLUMNS", "RUN_COLUMNS", "plan", "tables", "checkpoint_name",
            "summarise", "read_csv", "fingerprint", "run"]  # fmt: skip
@@ -53,7 +53,7 @@ PAPER_TOP1 = {("pairwise", "C2D baseline"): 71.8, ("pairwise", "gaussian"): 72.5
 def plan(task: str = "classify") -> list[dict]:
     """The distinct models to train: C2D, 1 spacetime block of each pairwise function, and
     ("classify") ``VARIANT_BLOCKS`` embedded-Gaussian blocks in space, time and spacetime."""
-    nl = "NL" if task == "track" else "NL C2D"
+    nl = "NL" if check_choice("task", task, tuple(N_TEST)) == "track" else "NL C2D"
     models = [{"model": "C2D", "pairwise": "none", "variant": "none", "blocks": 0}]
     models += [{"model": nl, "pairwise": p, "variant": "spacetime", "blocks": 1} for p in PAIRWISE]
     if task == "track":
@@ -66,7 +66,7 @@ def plan(task: str = "classify") -> list[dict]:
 
 def tables(models: list[dict], task: str = "classify") -> list[tuple[str, dict]]:
     """(experiment, model) rows of the tables, the C2D baseline first in each."""
-    if task == "track":
+    if check_choice("task", task, tuple(N_TEST)) == "track":
         return [("track", m) for m in models]
     rows = [("pairwise", m) for m in models if m["blocks"] <= 1]
     return rows + [("variant", m) for m in models if m["blocks"] in (0, VARIANT_BLOCKS)]
@@ -79,10 +79,11 @@ def _key(row: dict) -> tuple:
 def checkpoint_name(model: dict, task: str = "classify") -> str | None:
     """``<pairwise>.pt`` for a 1-block spacetime model, ``<pairwise>_<n>blocks.pt`` for more;
     ``track_<pairwise>.pt`` for "track"."""
+    track = check_choice("task", task, tuple(N_TEST)) == "track"
     if model["variant"] != "spacetime":
         return None
     suffix = "" if model["blocks"] == 1 else f"_{model['blocks']}blocks"
-    return f"{'track_' * (task == 'track')}{model['pairwise']}{suffix}.pt"
+    return f"{'track_' * track}{model['pairwise']}{suffix}.pt"
 
 
 def summarise(runs: list[dict], task: str = "classify") -> list[dict]:
@@ -121,7 +122,8 @@ def fingerprint(config: str, model: dict, seed: int) -> str:
 def read_csv(path, columns=COLUMNS) -> list[dict]:
     """Rows of a results CSV (``COLUMNS``) or runs CSV (``RUN_COLUMNS``), numbers converted;
     ValueError naming the file when its columns or any value are not as expected."""
-    path = Path(path)
+    if not (path := _as_path("path", path)).is_file():
+        raise FileNotFoundError(f"path: no CSV file at {path}")
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != tuple(columns):
@@ -204,22 +206,22 @@ def _report(row: dict) -> None:
 def run(*, config="full", seeds=3, device="auto", out=None, checkpoints=CHECKPOINTS,
         overwrite=False, resume=False, jobs=1, threads=None) -> list[dict]:  # fmt: skip
     """Train every model of ``plan(task)`` for ``seeds`` seeds, the task of ``config`` ("full":
-    the ablation, "track-full": the track table); write the CSVs and checkpoints.
-
-    Every output is claimed before the first run (``nlviz.utils.Output``): existing files are
-    refused unless ``overwrite`` or ``resume`` (which keeps the runs already in the runs CSV).
-    """
+    the ablation, "track-full": the track table); write the CSVs and checkpoints. Every output
+    is claimed before the first run (``nlviz.utils.Output``): existing files are refused unless
+    ``overwrite`` or ``resume`` (which keeps the runs already in the runs CSV)."""
     check_choice("config", config, tuple(CONFIGS))
+    pick_device(device)
     seeds = check_int("seeds", seeds, minimum=1, maximum=100)
     jobs = check_int("jobs", jobs, minimum=1, maximum=64)
     threads = None if threads is None else check_int("threads", threads, minimum=1, maximum=256)
     replace = check_bool("overwrite", overwrite) or check_bool("resume", resume)
     task = CONFIGS[config].task
     default = RESULTS if task == "classify" else RESULTS.with_name("track.csv")
-    out = default if out is None else Path(out)
+    if (out := default if out is None else _as_path("out", out)).is_dir():
+        raise ValueError(f"out: expected a file path, got the folder {out}")
     runs_path, models = out.with_name(out.stem + "_runs.csv"), plan(task)
     names = sorted({checkpoint_name(m, task) for m in models} - {None})
-    folder = None if checkpoints is None else Path(checkpoints)
+    folder = None if checkpoints is None else _as_path("checkpoints", checkpoints)
     paths = [out, runs_path] + ([folder / n for n in names] if folder else [])
     claims = []
     try:
@@ -258,11 +260,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per run")
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     parser.add_argument("--resume", action="store_true", help="keep runs already in *_runs.csv")
-    args = parser.parse_args(argv)
+    args = vars(parser.parse_args(argv))
     try:
-        rows = run(config=args.config, seeds=args.seeds, device=args.device, out=args.out,
-                   checkpoints=args.checkpoints or None, overwrite=args.overwrite,
-                   resume=args.resume, jobs=args.jobs, threads=args.threads)  # fmt: skip
+        rows = run(**args | {"checkpoints": args["checkpoints"] or None})
     except (ValueError, TypeError, FileExistsError, RuntimeError, OSError) as err:
         parser.fail(err)
     for row in rows:

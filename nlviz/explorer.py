@@ -23,10 +23,10 @@ from IPython.display import display
 from matplotlib.backend_bases import FigureCanvasBase
 
 from nlviz.attention import Source
-from nlviz.blit import Blitter
-from nlviz.controls import Controls
-from nlviz.figure3 import SCALES, Strip, colorbar, frame_grid, sources_of
-from nlviz.mass import describe
+from nlviz.blit import _Blitter
+from nlviz.controls import _Controls
+from nlviz.figure3 import SCALES, _colorbar, _frame_grid, _sources_of, _Strip
+from nlviz.mass import _describe
 from nlviz.plot import _color_scale, save_figure
 from nlviz.utils import check_bool, check_choice, check_int, check_real
 
@@ -94,7 +94,7 @@ class AffinityExplorer:
     def from_sources(cls, sources, **options) -> AffinityExplorer:
         """An explorer with one row per ``Source`` (on frames of one shape)."""
         explorer = cls.__new__(cls)
-        explorer._setup(sources_of(sources), **options)
+        explorer._setup(_sources_of(sources, "sources"), **options)
         return explorer
 
     @classmethod
@@ -126,11 +126,10 @@ class AffinityExplorer:
     def compare(cls, *explorers, **options) -> AffinityExplorer:
         """One explorer with the rows of all ``explorers`` (e.g. NLM, a tracking block and a
         classification block): a click queries every row at the same display pixel."""
-        sources = [s for e in explorers for s in sources_of(e)]
-        shapes = [s.geometry.frames_shape for s in sources]
-        for got in shapes[1:]:
-            if got != shapes[0]:
-                raise ValueError(f"second: expected frames {shapes[0]} like the first, got {got}")
+        sources = [s for e in explorers or [explorers] for s in _sources_of(e, "explorers")]
+        shapes = {s.geometry.frames_shape for s in sources}
+        if len(shapes) > 1:
+            raise ValueError(f"explorers: expected frames of one shape, got {sorted(shapes)}")
         return cls.from_sources(sources, **{"k": getattr(explorers[0], "k", 20), **options})
 
     def _setup(self, sources, *, k=20, scale="auto", shared_scale=True, query=None, ncols=None,
@@ -140,16 +139,16 @@ class AffinityExplorer:
         self._scale = check_choice("scale", scale, SCALES)
         self._shared_scale = check_bool("shared_scale", shared_scale)
         self._mass, self.last_mass = _mass("mass", mass), 0.6
-        geo = sources[0].geometry
-        (t_count, *_), (h, w) = geo.frames_shape, geo.grid_shape
-        queries = self._queries(*((t_count // 2, h // 2, w // 2) if query is None else query))
-        weights = [s.weights(*q) for s, q in zip(sources, queries, strict=True)]  # before drawing
-        ncols = check_int("ncols", ncols or min(t_count, 4), minimum=1)
+        geo, (t_count, h, w) = sources[0].geometry, self._grid
+        query = (t_count // 2, h // 2, w // 2) if query is None else geo.check_query(query)
+        queries = self._queries(*query)
+        weights = [s._weights(q) for s, q in zip(sources, queries, strict=True)]  # before drawing
+        ncols = None if ncols is None else check_int("ncols", ncols, minimum=1, maximum=100)
         with plt.ioff():
             self.fig = plt.figure()
-        rows, self._bars = frame_grid(self.fig, geo.frames_shape, len(sources), ncols, header=0.9)
+        rows, self._bars = _frame_grid(self.fig, geo.frames_shape, len(sources), ncols, header=0.9)
         height = self.fig.get_size_inches()[1]
-        self.strips = [Strip(self.fig, axes, s) for axes, s in zip(rows, sources, strict=True)]
+        self.strips = [_Strip(self.fig, axes, s) for axes, s in zip(rows, sources, strict=True)]
         title = sources[0].title if len(sources) == 1 else "one pixel queried in every row"
         self.fig.suptitle(title, fontsize=10, y=1 - 0.08 / height)
         if len(sources) > 1:
@@ -159,7 +158,7 @@ class AffinityExplorer:
         self._where = self.fig.text(0.5, 1 - 0.36 / height, "", ha="center", va="top", fontsize=9)
         self.frame_axes, self.controls = rows[0], None
         self.colorbars, self._bar_keys = [None] * len(sources), [None] * len(sources)
-        self._blitter, self._shown = Blitter(self.fig, []), False
+        self._blitter, self._shown = _Blitter(self.fig, []), False
         self.status = widgets.Label()
         self.status.add_class(STATUS_CLASS)
         canvas = self.fig.canvas
@@ -173,29 +172,27 @@ class AffinityExplorer:
 
     # ------------------------------------------------------------------ from code
 
-    @property
-    def weights(self):
-        """The weights drawn in the first row, (T, h', w')."""
-        return self.all_weights[0]
-
-    @property
-    def arrows(self) -> list:
-        """The first row's arrows to the top-k positions j, largest weight first."""
-        return list(self.strips[0].arrows)
-
-    # the first row's query (t, y, x), grids, heatmaps and colour bar
+    # the first row's query (t, y, x), its weights (T, h', w'), arrows to the top-k positions j
+    # (largest weight first), grids, heatmaps and colour bar
     query = property(lambda self: self.queries[0])
+    weights = property(lambda self: self.all_weights[0])
+    arrows = property(lambda self: list(self.strips[0].arrows))
     geometry = property(lambda self: self.sources[0].geometry)
+    _grid = property(lambda self: (self.geometry.frames_shape[0], *self.geometry.grid_shape))
     heatmaps = property(lambda self: list(self.strips[0].heat))
     colorbar = property(lambda self: self.colorbars[0])
 
     def affinity(self, t: int, y: int, x: int):
         """The first source's weights of query (t, y, x), checked; draws nothing."""
-        return self.sources[0].weights(t, y, x)
+        return self.sources[0]._weights(self._cell(t, y, x))
 
-    def _queries(self, t, y, x, checked=False) -> list[tuple[int, int, int]]:
-        """Query (t, y, x) of the first grid, and the same display pixel on the other grids."""
-        t, y, x = (t, y, x) if checked else self.geometry.check_query((t, y, x))
+    def _cell(self, t, y, x) -> tuple[int, int, int]:
+        """Query (t, y, x) of the first grid, each checked by name."""
+        return tuple(check_int(n, v, minimum=0, maximum=top - 1)
+                     for n, v, top in zip("tyx", (t, y, x), self._grid, strict=True))  # fmt: skip
+
+    def _queries(self, t, y, x) -> list[tuple[int, int, int]]:
+        """Checked query (t, y, x) of the first grid, and the same display pixel on the others."""
         py, px = self.sources[0].geometry.pixel_of_cell(y, x)
         return [(t, y, x)] + [(t, *s.geometry.cell_of_pixel(py, px)) for s in self.sources[1:]]
 
@@ -203,14 +200,16 @@ class AffinityExplorer:
         """Draw query (t, y, x) of the first grid and return its weights; a bad query raises
         and leaves the drawing as it was. ``mass`` (a share in (0, 1], e.g. 0.6) turns the
         mass view on with that share, 0 turns it off; left out, the view stays as it is."""
-        queries = self._queries(t, y, x)
-        if mass is not None:
-            self._mass = _mass("mass", mass)
+        queries = self._queries(*self._cell(t, y, x))
+        self._mass = self._mass if mass is None else _mass("mass", mass)
         return self._pick(queries)
 
     def select_pixel(self, t: int, py: float, px: float):
         """Like ``select`` for the display pixel (py, px) of frame t, in every row."""
-        return self._at_pixel(self.geometry.check_query((t, 0, 0))[0], py, px)
+        _, height, width = self.geometry.frames_shape
+        py = check_real("py", py, minimum=-0.5, maximum=height - 0.5)
+        px = check_real("px", px, minimum=-0.5, maximum=width - 0.5)
+        return self._at_pixel(self._cell(t, 0, 0)[0], py, px)
 
     def _at_pixel(self, t, py, px) -> np.ndarray:  # a click: t is the frame clicked
         return self._pick([(t, *s.geometry.cell_of_pixel(py, px)) for s in self.sources])
@@ -222,7 +221,7 @@ class AffinityExplorer:
 
     def click_fraction(self, t: int, y: int, x: int) -> tuple[float, float]:
         """Where query cell (t, y, x) is on the canvas, as fractions (from left, from top)."""
-        t, y, x = self.geometry.check_query((t, y, x))
+        t, y, x = self._cell(t, y, x)
         self.fig.draw_without_rendering()  # applies the aspect; not canvas.draw (ipympl 472)
         point = self.frame_axes[t].transData.transform(self.geometry.pixel_of_cell(y, x)[::-1])
         fx, fy = self.fig.transFigure.inverted().transform(point)
@@ -235,9 +234,8 @@ class AffinityExplorer:
         return buf.getvalue()
 
     def save(self, path, *, dpi: int = 200, overwrite: bool = False):
-        """Write the drawing as it is (every row, colour bars, markers, title) to ``path``:
-        .png at ``dpi``, or .svg / .pdf with text as text. An existing file is replaced only
-        with ``overwrite=True``. Returns the path (``nlviz.plot.save_figure``)."""
+        """Write the drawing as it is (every row, colour bars, markers, title) to ``path``, like
+        ``nlviz.plot.save_figure``: .png at ``dpi``, or .svg / .pdf with text as text."""
         return save_figure(self.fig, path, overwrite=overwrite, dpi=dpi)
 
     def close(self) -> None:
@@ -249,7 +247,7 @@ class AffinityExplorer:
     def widget(self):
         """The status label, the canvas (ipympl) or a picture of it, and the controls."""
         if self.controls is None:
-            self.controls = Controls(self)
+            self.controls = _Controls(self)
             self._show()
         return self.controls.widget
 
@@ -275,10 +273,9 @@ class AffinityExplorer:
             self._mass = None if self._mass else self.last_mass
             self._safe(self._pick, self.queries)
         elif event.key in MOVES:
-            (t_count, *_), (h, w) = self.geometry.frames_shape, self.geometry.grid_shape
-            tops, step = (t_count - 1, h - 1, w - 1), MOVES[event.key]
+            tops, step = [n - 1 for n in self._grid], MOVES[event.key]
             moved = [min(max(q + d, 0), n) for q, d, n in zip(self.query, step, tops, strict=True)]
-            self._safe(lambda: self._pick(self._queries(*moved, checked=True)))
+            self._safe(lambda: self._pick(self._queries(*moved)))
 
     def _safe(self, fn, *args) -> None:
         """Run ``fn`` for a click or a slider: never raise, report errors in ``status``."""
@@ -304,10 +301,9 @@ class AffinityExplorer:
         self.queries, self.all_weights = queries, weights
         self.last_mass = self._mass or self.last_mass  # what the key m turns back on
         strip = self.strips[0]
-        mass = describe(strip.mask, strip.inside, self._mass, (weights[0] < 0).any())
-        t, y, x = queries[0]
-        py, px = self.geometry.pixel_of_cell(y, x)
-        where = f"query (t, y, x) = ({t}, {y}, {x})"
+        mass = _describe(strip.mask, strip.inside, self._mass, (weights[0] < 0).any())
+        py, px = self.geometry.pixel_of_cell(*queries[0][1:])
+        where = f"query (t, y, x) = {queries[0]}"
         largest = " | ".join(f"{np.abs(w).max():.3g}" for w in weights)
         self._where.set_text(f"{where}: largest weight {largest}" + (f"\n{mass}" if mass else ""))
         names = " | ".join(s.name for s in self.sources)
@@ -328,7 +324,7 @@ class AffinityExplorer:
         if self._bar_keys[r] != (used, shared):
             self._bars[r].clear()
             norm = _color_scale(np.ones(1), used)[0]
-            self.colorbars[r] = colorbar(self.fig, self._bars[r], norm, used, label)
+            self.colorbars[r] = _colorbar(self.fig, self._bars[r], norm, used, label)
             kind = {"log": ", log", "signed": ", signed"}.get(used, "")
             each = "its max" if shared else "each frame's max"
             self.colorbars[r].set_label(f"{label} ÷ {each}{kind}", fontsize=7)
@@ -343,7 +339,7 @@ class AffinityExplorer:
             changing += [ax.title for strip in self.strips for ax in strip.axes]
         changing += [strip.box for strip in self.strips] + [self._where]
         if changing != self._blitter.changing:  # a new view (the mass view's titles change)
-            self._blitter = Blitter(self.fig, changing)
+            self._blitter = _Blitter(self.fig, changing)
         if hasattr(self.fig.canvas, "copy_from_bbox"):  # Agg and its kin (ipympl, Qt, Tk)
             self._blitter.redraw()
         else:

@@ -1,5 +1,5 @@
 """Figure 3 of the paper, drawn: one query's weights over T frames and its top-k positions j
-(notebook 05). ``Strip`` draws one source's frames; the widget (``nlviz.explorer``) and the
+(notebook 05). ``_Strip`` draws one source's frames; the widget (``nlviz.explorer``) and the
 static ``figure3`` share it, so both show the same picture in the same colours.
 
 In every frame the query's position is a star (filled in its own frame, hollow elsewhere) and
@@ -22,20 +22,19 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from nlviz.attention import Source
-from nlviz.mass import mass_set, outline
-from nlviz.plot import FLOOR, NEAREST, SCALES, _color_scale, weight_cmap
-from nlviz.utils import check_bool, check_int
+from nlviz.mass import _mass_set, _outline
+from nlviz.plot import FLOOR, NEAREST, SCALES, _color_scale, _text, weight_cmap
+from nlviz.utils import check_bool, check_choice, check_int
 
-__all__ = ["SCALES", "top_k", "Strip", "colorbar", "frame_grid", "sources_of", "figure3"]
+__all__ = ["SCALES", "figure3"]
 
 ARROW, STAR, OUTLINE, QUERY_FRAME = "#00e5ff", "#39ff14", "#ffe600", "#c00000"
 HEAD = (4.0, 2.0)  # arrow head length and half-width, points (matplotlib's "-|>" at 10 pt)
 
 
-def top_k(weights: np.ndarray, k: int):
+def _top_k(weights: np.ndarray, k: int):
     """(t, y', x', weight) of the k largest weights, largest first; none tied at the minimum."""
-    flat = weights.reshape(-1)
-    k = min(k, flat.size)
+    flat, k = weights.reshape(-1), min(k, weights.size)
     # the candidates: every position at least as large as the k-th largest (ties included),
     # ranked like a stable sort of all (a click ranks ~k positions, not all N')
     cand = np.flatnonzero(flat >= np.partition(flat, flat.size - k)[flat.size - k]) if k else []
@@ -65,15 +64,14 @@ def _arrow(start, end, shaft: float, head: tuple[float, float]) -> np.ndarray:
     return np.array([start + a, neck + a, neck + b, end, neck - b, neck - a, start - a])
 
 
-class Strip:
+class _Strip:
     """The frames of one source (``axes``, one per frame): heatmaps of the weights, the query
     and its top-k positions j. ``update`` draws a new query, reusing the artists.
 
     Attributes: ``heat`` (an RGBA image per frame), ``weights``, ``visible`` (where a heatmap
     is not transparent), ``shown`` (the weights as drawn), ``arrows`` ((t, start, end, weight),
     largest first), ``mask`` and ``inside`` (the mass view's j and share per frame),
-    ``changing`` (the artists a query redraws).
-    """
+    ``changing`` (the artists a query redraws)."""
 
     def __init__(self, fig: Figure, axes, source: Source) -> None:
         self.fig, self.axes, self.source, self.geometry = fig, list(axes), source, source.geometry
@@ -106,11 +104,10 @@ class Strip:
         """Draw ``weights`` (T, h', w') of ``query`` (t, y, x), with ``mass`` (a share) only the
         smallest set of j holding it; titles give each frame's share (``shares=False``: the
         query's frame outlined instead). Returns the norm of the query's frame and the scale."""
-        tq, yq, xq = query
+        tq, (qy, qx) = query[0], self.geometry.pixel_of_cell(*query[1:])
         norm, used, _ = _color_scale(weights, scale)
-        qy, qx = self.geometry.pixel_of_cell(yq, xq)
         total = np.abs(weights).sum() or 1.0
-        self.mask, self.inside = mass_set(weights, mass) if mass else (None, None)
+        self.mask, self.inside = _mass_set(weights, mass) if mass else (None, None)
         self.visible = (weights > 0) if used == "log" else np.ones(weights.shape, bool)
         self.visible &= True if self.mask is None else self.mask
         self.weights = weights
@@ -132,7 +129,7 @@ class Strip:
             else:
                 inside = self.inside[t]
                 title = f"t={t}: " + ("no weight" if np.isnan(inside) else f"{inside:.0%} in mask")
-                self.outlines[t].set_segments(outline(self.mask[t]) * cell - 0.5)
+                self.outlines[t].set_segments(_outline(self.mask[t]) * cell - 0.5)
                 self.outlines[t].set_visible(bool(self.mask[t].any()))
             colour = QUERY_FRAME if t == tq and (shares or self.mask is not None) else "black"
             if (ax.get_title(), ax.title.get_color()) != (title, colour):
@@ -148,15 +145,14 @@ class Strip:
 
     def _mark(self, weights, used, k, start) -> None:
         """Circles on the top-k positions j (area ~ weight) and arrows to them from ``start``."""
-        tt, yj, xj, ww = top_k(np.abs(weights) if used == "signed" else weights, k)
+        tt, yj, xj, ww = _top_k(np.abs(weights) if used == "signed" else weights, k)
         keep = np.abs(ww) >= FLOOR * np.abs(ww).max(initial=0)  # marks only weights one can see
         tt, yj, xj, ww = tt[keep], yj[keep], xj[keep], ww[keep]
         ty, tx = self.geometry.pixel_of_j(yj, xj)
         size = np.abs(ww) / (np.abs(ww).max() if len(ww) else 1.0)
         (_, height, width), ax = self.geometry.frames_shape, self.axes[0]
         points = min(ax.bbox.width / width, ax.bbox.height / height) * 72 / self.fig.dpi
-        head = (HEAD[0] / points, HEAD[1] / points)  # points -> display pixels of the frame
-        shafts = (0.6 + 1.2 * size) / points
+        head, shafts = (HEAD[0] / points, HEAD[1] / points), (0.6 + 1.2 * size) / points  # pixels
         self.arrows = [(int(t), start, (float(x), float(y)), float(w))
                        for t, x, y, w in zip(tt, tx, ty, ww, strict=True)]  # fmt: skip
         for t, (circles, fan) in enumerate(zip(self.circles, self.fans, strict=True)):
@@ -170,7 +166,7 @@ class Strip:
             fan.set_facecolors([(*to_rgb(ARROW), 0.5 + s / 2) for s in size[here]])
 
 
-def colorbar(fig: Figure, cax, norm, scale: str, label: str):
+def _colorbar(fig: Figure, cax, norm, scale: str, label: str):
     """A strip's colour bar: the heatmaps' colours, opaque; the scale named in the label."""
     note = {"signed": " (signed)", "linear": ""}.get(scale, _color_scale(np.ones(1), "log")[2])
     bar = fig.colorbar(ScalarMappable(norm, weight_cmap(scale == "signed")), cax=cax)
@@ -179,13 +175,13 @@ def colorbar(fig: Figure, cax, norm, scale: str, label: str):
     return bar
 
 
-def frame_grid(fig: Figure, frames_shape, n_rows: int, ncols: int, header: float = 0.55):
-    """Size ``fig`` and give it, per source row, its frame Axes (``ncols`` to a line) and a
-    colour-bar Axes, ``header`` inches left above for titles. A gridspec without constrained
-    layout: redraws solve nothing."""
+def _frame_grid(fig: Figure, frames_shape, n_rows: int, ncols=None, header: float = 0.55):
+    """Size ``fig`` and give it, per source row, its frame Axes (``ncols`` to a line, default up
+    to 4) and a colour-bar Axes, ``header`` inches left above for titles. A gridspec without
+    constrained layout: redraws solve nothing."""
     t, height, width = frames_shape[:3]
-    lines = -(-t // ncols)
-    cell = min(9.0 / ncols, 3.0)
+    ncols = min(t, 4) if ncols is None else ncols
+    lines, cell = -(-t // ncols), min(9.0 / ncols, 3.0)
     fig_height = 0.25 + header + n_rows * lines * (cell * height / width + 0.3)
     fig.set_size_inches(max(cell * ncols + 1.5, 6.5), fig_height)
     top, bottom = 1 - header / fig.get_size_inches()[1], 0.1 / fig.get_size_inches()[1]
@@ -196,39 +192,34 @@ def frame_grid(fig: Figure, frames_shape, n_rows: int, ncols: int, header: float
     return rows, [fig.add_subplot(gs[r * lines : (r + 1) * lines, ncols]) for r in range(n_rows)]
 
 
-def sources_of(obj) -> list[Source]:
-    """The sources of an explorer, or a Source, or a list of them."""
+def _sources_of(obj, name: str) -> list[Source]:
+    """The sources of an explorer, or a Source, or a list of them; else TypeError naming it."""
     items = getattr(obj, "sources", obj)
     items = [items] if isinstance(items, Source) else items
     if isinstance(items, list | tuple) and items and all(isinstance(s, Source) for s in items):
         return list(items)
-    raise TypeError(
-        f"explorer: expected an AffinityExplorer or Source(s), got {type(obj).__name__}"
-    )
-
-
-def _figure(rows, k, scale, shared_scale, title, ncols):
-    """rows: (source, query) each -> a static Figure (not pyplot's) and its rows of Axes."""
-    k, shape = check_int("k", k, minimum=0, maximum=1000), rows[0][0].geometry.frames_shape
-    check_bool("shared_scale", shared_scale)
-    fig = Figure()
-    ncols = check_int("ncols", ncols or min(shape[0], 4), minimum=1)
-    axes_rows, bars = frame_grid(fig, shape, len(rows), ncols)
-    for axes, bar, (source, query) in zip(axes_rows, bars, rows, strict=True):
-        strip = Strip(fig, axes, source)
-        norm, used = strip.update(source.weights(*query), query, k, scale, shared_scale)
-        colorbar(fig, bar, norm, used, source.label)
-        axes[0].set_ylabel(textwrap.fill(f"{source.name}, query {query}", 28), fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    return fig, axes_rows
+    raise TypeError(f"{name}: expected an AffinityExplorer or Source(s), got {obj!r:.60}")
 
 
 def figure3(explorer, queries, *, k=20, scale="auto", shared_scale=True, title=None, ncols=None):
     """The paper's Figure 3: a row of frames per query (t, y, x) of one source (a ``Source``
-    or an ``AffinityExplorer``'s first). Returns ``(fig, rows)``, rows[r] the Axes of row r."""
-    source = sources_of(explorer)[0]
+    or an ``AffinityExplorer``'s first), ``ncols`` frames to a line (default up to 4); a static
+    Figure (not pyplot's). Returns ``(fig, rows)``, rows[r] the Axes of row r."""
+    source = _sources_of(explorer, "explorer")[0]
     if isinstance(queries, str) or not isinstance(queries, list | tuple) or not queries:
         raise ValueError(f"queries: expected a list of (t, y, x), got {queries!r}")
-    rows = [(source, source.geometry.check_query(q)) for q in queries]
+    queries = [source.geometry.check_query(q) for q in queries]
+    k, scale = check_int("k", k, minimum=0, maximum=1000), check_choice("scale", scale, SCALES)
+    check_bool("shared_scale", shared_scale)
+    ncols = None if ncols is None else check_int("ncols", ncols, minimum=1, maximum=100)
+    _text(title=title)
     title = title or f"{source.name}: top-{k} positions j"
-    return _figure(rows, k, scale, shared_scale, title, ncols)
+    fig = Figure()
+    axes_rows, bars = _frame_grid(fig, source.geometry.frames_shape, len(queries), ncols)
+    for axes, bar, query in zip(axes_rows, bars, queries, strict=True):
+        strip = _Strip(fig, axes, source)
+        norm, used = strip.update(source.weights(*query), query, k, scale, shared_scale)
+        _colorbar(fig, bar, norm, used, source.label)
+        axes[0].set_ylabel(textwrap.fill(f"{source.name}, query {query}", 28), fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig, axes_rows

@@ -7,10 +7,8 @@ results CSV store beside what they hold; ``tests/test_fingerprints.py`` recomput
 today's code, without training, and names the file to regenerate when it differs.
 
 The same code gives the same fingerprint on every CPU: sizes, names and labels are hashed
-exactly, and float values (weights, pixels) enter only as a few random projections rounded to
-4 decimals and compared with a tolerance far above round-off (``matches``), so the last bits an
-AVX-512 or generic kernel changes do not count, while any real change moves every projection
-by about 1.
+exactly, floats (weights, pixels) enter as a few random projections compared with a tolerance
+far above round-off (``matches``): any real change moves every projection by about 1.
 
     fp1:<sha256 of the exact part, 12 hex>:w=<rms>,<z1>,<z2>,<z3>:x=<rms>,<z1>,<z2>,<z3>
 """
@@ -54,8 +52,7 @@ def fingerprint(model: nn.Module, exact: dict, pixels: tuple[torch.Tensor, ...])
         The model as initialised, before any step: every floating tensor of its state dict
         (sorted by name) enters the projections; names, shapes and dtypes the exact part.
     exact : dict
-        Plain values (the config, the seed, the first batch's indices and labels as lists)
-        hashed exactly.
+        Plain values hashed exactly: the config, the seed, the first batch's indices and labels.
     pixels : tuple of tensors
         The first batch's images or videos (and masks), projected: a pixel that rounds the
         other way on another CPU changes the projections by about 1e-5.

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mass_set", "outline", "describe"]
+from nlviz.utils import as_array, check_real
+
+__all__ = ["mass_set"]
 
 
 def mass_set(weights: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -15,8 +17,8 @@ def mass_set(weights: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]
 
     Parameters
     ----------
-    weights : ndarray (T, h', w'), one query's weights over the pooled grid of j
-    share : float in (0, 1], checked by the caller
+    weights : array (T, h', w'), one query's weights over the pooled grid of j, finite
+    share : float in (0, 1]
 
     Returns
     -------
@@ -25,6 +27,12 @@ def mass_set(weights: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]
     inside : ndarray (T,), the share of the total in each frame's part of the set (sums to at
         least ``share``), NaN where the query has no weight
     """
+    share = check_real("share", share, minimum=0, maximum=1, strict=True)
+    return _mass_set(as_array("weights", weights, (3,)), share)
+
+
+def _mass_set(weights: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """``mass_set`` unchecked (a click in the mass view)."""
     mass = np.abs(weights).reshape(-1)
     total = mass.sum()
     if not total > 0:
@@ -38,7 +46,7 @@ def mass_set(weights: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]
     return mask, np.where(mask, np.abs(weights), 0).sum(axis=(1, 2)) / total
 
 
-def outline(mask: np.ndarray) -> np.ndarray:
+def _outline(mask: np.ndarray) -> np.ndarray:
     """The edges between cells in and out of a 2-D ``mask`` (h, w), as segments (n, 2, 2) of
     points (x, y) in cell units: cell (r, c) spans x in [c, c + 1], y in [r, r + 1]."""
     padded = np.pad(np.asarray(mask, bool), 1)
@@ -49,12 +57,11 @@ def outline(mask: np.ndarray) -> np.ndarray:
     return np.concatenate([across, down]).astype(np.float64).reshape(-1, 2, 2)
 
 
-def describe(mask, inside, share, signed: bool) -> str:
+def _describe(mask, inside, share, signed: bool) -> str:
     """What a mass view shows, in words ("" without one)."""
     if not share:
         return ""
     if not mask.any():
         return f"mass view {share:.0%}: this query has no weight (all 0), nothing shown"
-    of = "|w|" if signed else "the weight"
     return (f"mass view: the {int(mask.sum())} of {mask.size} positions j holding {share:.0%} "
-            f"of {of} ({inside.sum():.0%})")  # fmt: skip
+            f"of {'|w|' if signed else 'the weight'} ({inside.sum():.0%})")  # fmt: skip

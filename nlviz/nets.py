@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlviz.block import NonLocalBlock
-from nlviz.pairwise import check_pairwise, check_tensor
+from nlviz.block import NonLocalBlock, _check_like
+from nlviz.pairwise import _check_tensor, check_pairwise
 from nlviz.utils import check_choice, check_int
 
-__all__ = ["VARIANTS", "PLACES", "NonLocalVideo", "VideoNet", "TrackNet", "count_parameters"]
+__all__ = ["VARIANTS", "PLACES", "VideoNet", "TrackNet", "count_parameters"]
 
 VARIANTS = ("spacetime", "space", "time", "none")
 PLACES = ("res4.0", "res3.0", "res3.1", "res4.1")  # where blocks go, in order of use
@@ -38,22 +38,19 @@ class BasicBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
         super().__init__()
-        (self.conv1, self.bn1), (self.conv2, self.bn2) = (
-            _conv(c_in, c_out, stride),
-            _conv(c_out, c_out),
-        )
+        self.conv1, self.bn1 = _conv(c_in, c_out, stride)
+        self.conv2, self.bn2 = _conv(c_out, c_out)
         self.shortcut = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
-            )
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                          nn.BatchNorm2d(c_out))  # fmt: skip
 
     def forward(self, x: Tensor) -> Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
         return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-class NonLocalVideo(nn.Module):
+class _NonLocalVideo(nn.Module):
     """A ``NonLocalBlock`` on a video feature map (B, C, T, H, W): "spacetime" (dim 3, j over
     all T H W positions), "space" (dim 2, j in the same frame) or "time" (dim 1, j at the same
     (y, x) in every frame). phi and g are max-pooled 2 x 2 in space only (paper Sec. 3.3), so the
@@ -75,12 +72,10 @@ class NonLocalVideo(nn.Module):
         return z.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2).contiguous()
 
 
-def _check_input(x, channels: int) -> None:
-    check_tensor("x", x, 5, f"(B, {channels}, T, H, W)")
+def _check_input(x, channels: int, weight: Tensor) -> None:
+    _check_like(_check_tensor("x", x, 5, f"(B, {channels}, T, H, W)"), weight)
     if x.shape[1] != channels:
-        raise ValueError(
-            f"x: expected {channels} channels (B, {channels}, T, H, W), got {tuple(x.shape)}"
-        )
+        raise ValueError(f"x: expected {channels} channels, got {tuple(x.shape)}")
 
 
 class VideoNet(nn.Module):
@@ -90,16 +85,13 @@ class VideoNet(nn.Module):
     (3x3 conv, 2x2 max-pool), res2 (1 basic block, width w), res3 (2 blocks, 2w, stride 2), res4
     (2 blocks, 4w, stride 2), global average pooling and a linear classifier. ``blocks``
     non-local blocks follow the residual blocks ``PLACES[:blocks]`` (1: in res4 as in Table 2a;
-    3: two in res3, one in res4); ``places`` lists them in network order.
-    """
+    3: two in res3, one in res4); ``places`` lists them in network order."""
 
     def __init__(self, *, variant="spacetime", pairwise="embedded_gaussian", blocks=1, width=16,
                  num_classes=2) -> None:  # fmt: skip
         super().__init__()
-        self.variant, self.pairwise = (
-            check_choice("variant", variant, VARIANTS),
-            check_pairwise(pairwise),
-        )
+        self.variant = check_choice("variant", variant, VARIANTS)
+        self.pairwise = check_pairwise(pairwise)
         self.blocks = 0 if variant == "none" else check_int("blocks", blocks, minimum=0, maximum=4)
         w = check_int("width", width, minimum=1, maximum=256)
         num_classes = check_int("num_classes", num_classes, minimum=2, maximum=1000)
@@ -110,20 +102,20 @@ class VideoNet(nn.Module):
         for place, c_in, c_out, stride in stages:
             self.layers.append(BasicBlock(c_in, c_out, stride))
             if place in PLACES[: self.blocks]:
-                self.layers.append(NonLocalVideo(c_out, self.variant, self.pairwise))
+                self.layers.append(_NonLocalVideo(c_out, self.variant, self.pairwise))
                 self.places.append(place)
         self.fc = nn.Linear(4 * w, num_classes)
 
-    def nonlocal_blocks(self) -> list[NonLocalVideo]:
+    def nonlocal_blocks(self) -> list[_NonLocalVideo]:
         """The non-local blocks in network order (after ``places[k]``)."""
-        return [m for m in self.layers if isinstance(m, NonLocalVideo)]
+        return [m for m in self.layers if isinstance(m, _NonLocalVideo)]
 
     def features(self, x: Tensor) -> Tensor:
         """(B, 3, T, H, W) -> the last feature map (B, 4w, T, H/8, W/8)."""
-        _check_input(x, 3)
+        _check_input(x, 3, self.stem[0].weight)
         t, h = x.shape[2], self.stem(_fold(x))
         for layer in self.layers:
-            h = _fold(layer(_unfold(h, t))) if isinstance(layer, NonLocalVideo) else layer(h)
+            h = _fold(layer(_unfold(h, t))) if isinstance(layer, _NonLocalVideo) else layer(h)
         return _unfold(h, t)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -138,34 +130,28 @@ class TrackNet(nn.Module):
     see the RGB only, so an object looks alike in every frame; the K label channels, averaged
     over each stride-4 cell, join the features at the block's input. The head is a 1x1 conv on
     the block's output, upsampled, plus one on ``skip``. ``variant="none"``: the per-frame
-    baseline, without the block.
-    """
+    baseline, without the block."""
 
     def __init__(self, *, variant="spacetime", pairwise="embedded_gaussian", labels=4, width=32):
         super().__init__()
         self.variant = check_choice("variant", variant, ("spacetime", "none"))
-        self.pairwise, self.labels = (
-            check_pairwise(pairwise),
-            check_int("labels", labels, minimum=2, maximum=64),
-        )
+        self.pairwise = check_pairwise(pairwise)
+        self.labels = check_int("labels", labels, minimum=2, maximum=64)
         w = check_int("width", width, minimum=2, maximum=256)
         self.skip = nn.Sequential(*_conv(3, w // 2), nn.ReLU())
-        self.stem = nn.Sequential(
-            *_conv(w // 2, w, 2), nn.ReLU(), *_conv(w, w, 2), nn.ReLU(), *_conv(w, w), nn.ReLU()
-        )
-        block = [NonLocalVideo(w + labels, "spacetime", pairwise)] if variant != "none" else []
+        self.stem = nn.Sequential(*_conv(w // 2, w, 2), nn.ReLU(), *_conv(w, w, 2), nn.ReLU(),
+                                  *_conv(w, w), nn.ReLU())  # fmt: skip
+        block = [_NonLocalVideo(w + labels, "spacetime", pairwise)] if variant != "none" else []
         self.layers = nn.ModuleList(block)
         self.places = ["stem"] * len(self.layers)
-        self.head, self.head_skip = (
-            nn.Conv2d(w + labels, labels, 1),
-            nn.Conv2d(w // 2, labels, 1, bias=False),
-        )
+        self.head = nn.Conv2d(w + labels, labels, 1)
+        self.head_skip = nn.Conv2d(w // 2, labels, 1, bias=False)
 
-    def nonlocal_blocks(self) -> list[NonLocalVideo]:
+    def nonlocal_blocks(self) -> list[_NonLocalVideo]:
         return list(self.layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_input(x, 3 + self.labels)
+        _check_input(x, 3 + self.labels, self.skip[0].weight)
         f, t = _fold(x), x.shape[2]
         skip = self.skip(f[:, :3].contiguous())
         h = self.stem(skip)
@@ -178,4 +164,6 @@ class TrackNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -40,10 +39,8 @@ def _as_planes(image, channel_axis):
     arr, colour = np.asarray(image), channel_axis is not None
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"image: expected floats or integers, got dtype {arr.dtype}")
-    if colour and (
-        isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral)
-    ):
-        raise TypeError(f"channel_axis: expected None or an integer, got {channel_axis!r}")
+    if colour:
+        check_int("channel_axis", channel_axis)  # None or an integer
     if colour and arr.ndim < 3:
         raise ValueError(f"channel_axis: expected None for shape {arr.shape}, got {channel_axis}")
     if arr.ndim - colour not in (2, 3):
@@ -70,11 +67,7 @@ def _validate(image, channel_axis, patch_size, patch_distance, h, sigma):
     """All checks of the public functions: (planes, unplane, r, patch_distance, h, sigma)."""
     planes, unplane = _as_planes(image, channel_axis)
     limit = 2 * max(planes.shape[1:]) + 1  # larger patches only repeat reflections
-    expected = f"an odd integer in [1, {limit}] for an image of shape {np.shape(image)}"
-    if isinstance(patch_size, bool) or not isinstance(patch_size, numbers.Integral):
-        raise TypeError(f"patch_size: expected {expected}, got {patch_size!r}")
-    if not (1 <= patch_size <= limit and patch_size % 2 == 1):
-        raise ValueError(f"patch_size: expected {expected}, got {patch_size}")
+    patch_size = check_int("patch_size", patch_size, minimum=1, maximum=limit, odd=True)
     patch_distance = check_int("patch_distance", patch_distance, minimum=1)
     h, sigma = check_real("h", h, minimum=0, strict=True), check_real("sigma", sigma, minimum=0)
     return planes, unplane, int(patch_size) // 2, patch_distance, h, sigma
@@ -270,8 +263,7 @@ def nlm_loop(image, patch_size=7, patch_distance=11, h=0.1, sigma=0.0,
     """Non-local means as its definition: for each position i, for each j in its window, the
     distance of the two patches, a weight, a weighted mean. A slow float64 reference
     (about 1e5 pairs per second) for small images; parameters, shapes and errors as in
-    ``denoise_nl_means``, but the result is always float64.
-    """
+    ``denoise_nl_means``, but the result is always float64."""
     args = _validate(image, channel_axis, patch_size, patch_distance, h, sigma)
     planes, unplane, r, pd, h, sigma = args
     planes = planes.astype(np.float64)

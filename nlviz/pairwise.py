@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from nlviz.utils import check_bool, check_choice, check_int
+from nlviz.utils import check_bool, check_choice, check_int, check_real
 
-__all__ = ["PAIRWISE", "SOFTMAX_FORMS", "check_pairwise", "check_tensor", "affinity",
-           "aggregate", "aggregate_naive", "softmax_aggregate",
-           "dot_product_aggregate", "concatenation_aggregate", "concatenation_scalars"]  # fmt: skip
+__all__ = ["PAIRWISE", "SOFTMAX_FORMS", "check_pairwise", "affinity", "aggregate",
+           "aggregate_naive", "softmax_aggregate", "dot_product_aggregate",
+           "concatenation_aggregate", "concatenation_scalars"]  # fmt: skip
 
 PAIRWISE = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
 SOFTMAX_FORMS = ("gaussian", "embedded_gaussian")
@@ -41,20 +41,21 @@ def check_pairwise(pairwise: str) -> str:
     return check_choice("pairwise", pairwise, PAIRWISE)
 
 
-def check_tensor(name: str, t, ndim: int, layout: str, like: Tensor | None = None) -> Tensor:
-    """A finite floating-point tensor with ``ndim`` dims (and the dtype and device of ``like``)."""
+def _check_tensor(name: str, t, ndim, layout: str, like=None, finite=True) -> Tensor:
+    """A floating-point tensor, no dimension empty, with ``ndim`` dims (None: any), finite
+    (unless not ``finite``), and the dtype and device of ``like``."""
     if not isinstance(t, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor {layout}, got {type(t).__name__}")
     if t.dtype not in FLOATS:
         raise TypeError(f"{name}: expected a floating-point tensor, got dtype {t.dtype}")
-    if t.ndim != ndim:
+    if ndim is not None and t.ndim != ndim:
         raise ValueError(f"{name}: expected {ndim} dims {layout}, got shape {tuple(t.shape)}")
+    if t.numel() == 0:
+        raise ValueError(f"{name}: expected no empty dimension {layout}, got {tuple(t.shape)}")
     if like is not None and (t.dtype != like.dtype or t.device != like.device):
-        raise ValueError(
-            f"{name}: expected dtype {like.dtype} on {like.device} like theta, "
-            f"got {t.dtype} on {t.device}"
-        )
-    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name}: expected dtype {like.dtype} on {like.device} like theta, "
+                         f"got {t.dtype} on {t.device}")  # fmt: skip
+    if finite and not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
     return t
 
@@ -62,26 +63,19 @@ def check_tensor(name: str, t, ndim: int, layout: str, like: Tensor | None = Non
 def _check(pairwise, theta, phi, g=None, w_f=None, scale=False) -> float:
     """Validate the public entry points' arguments once; return the factor on theta^T phi."""
     check_pairwise(pairwise)
-    check_tensor("theta", theta, 3, "(B, N, Ck)")
-    check_tensor("phi", phi, 3, "(B, M, Ck)", like=theta)
+    _check_tensor("theta", theta, 3, "(B, N, Ck)")
+    _check_tensor("phi", phi, 3, "(B, M, Ck)", like=theta)
     b, _, ck = theta.shape
     if phi.shape[0] != b or phi.shape[2] != ck:
         raise ValueError(f"phi: expected (B={b}, M, Ck={ck}) like theta, got {tuple(phi.shape)}")
-    if theta.shape[1] < 1 or phi.shape[1] < 1:
-        raise ValueError(f"phi: expected at least one position i and j, got {tuple(phi.shape)}")
     if g is not None:
-        check_tensor("g", g, 3, "(B, M, Cv)", like=theta)
+        _check_tensor("g", g, 3, "(B, M, Cv)", like=theta)
         if g.shape[:2] != phi.shape[:2]:
-            m = phi.shape[1]
-            raise ValueError(f"g: expected (B={b}, M={m}, Cv) like phi, got {tuple(g.shape)}")
+            raise ValueError(f"g: expected (B={b}, M={phi.shape[1]}, Cv), got {tuple(g.shape)}")
     if pairwise == "concatenation":
         if w_f is None:
             raise ValueError("w_f: the concatenation form needs w_f (2 * Ck weights), got None")
-        if not isinstance(w_f, Tensor):
-            raise TypeError(
-                f"w_f: expected a torch.Tensor of 2 * Ck weights, got {type(w_f).__name__}"
-            )
-        if w_f.numel() != 2 * ck:
+        if _check_tensor("w_f", w_f, None, "of 2 * Ck weights").numel() != 2 * ck:
             raise ValueError(f"w_f: expected 2 * Ck = {2 * ck} weights, got {tuple(w_f.shape)}")
     if check_bool("scale", scale) and pairwise == "concatenation":
         raise ValueError("scale: concatenation (Eq. 5) has no theta^T phi to scale; use False")
@@ -91,15 +85,13 @@ def _check(pairwise, theta, phi, g=None, w_f=None, scale=False) -> float:
 def concatenation_scalars(theta: Tensor, phi: Tensor, w_f: Tensor) -> tuple[Tensor, Tensor]:
     """Eq. 5 split in two, ``w_f^T [theta_i, phi_j] = a_i + b_j``: a (B, N), b (B, M).
 
-    ``w_f`` holds 2 Ck weights in any shape, theta's half first.
-    """
+    ``w_f`` holds 2 Ck weights in any shape, theta's half first."""
     _check("concatenation", theta, phi, w_f=w_f)
     return _scalars(theta, phi, w_f)
 
 
 def _scalars(theta, phi, w_f):
-    w_f = w_f.reshape(-1).to(theta.dtype)
-    ck = theta.shape[-1]
+    w_f, ck = w_f.reshape(-1).to(theta.dtype), theta.shape[-1]
     return theta @ w_f[:ck], phi @ w_f[ck:]
 
 
@@ -119,16 +111,14 @@ def _affinity(pairwise: str, theta, phi, w_f, s: float) -> Tensor:
 
 def aggregate_naive(pairwise: str, theta, phi, g, *, w_f=None, scale: bool = False) -> Tensor:
     """``y = affinity @ g``, (B, N, Cv), with the N x M matrix materialised."""
-    _check(pairwise, theta, phi, g, w_f, scale)
-    return affinity(pairwise, theta, phi, w_f=w_f, scale=scale) @ g
+    return _affinity(pairwise, theta, phi, w_f, _check(pairwise, theta, phi, g, w_f, scale)) @ g
 
 
 def aggregate(pairwise, theta, phi, g, *, w_f=None, scale=False, check: bool = True) -> Tensor:
     """y of Eq. 1, (B, N, Cv), by the efficient form of ``pairwise``, never N x M.
 
-    ``check=False`` skips the validation (``NonLocalBlock.forward`` has checked its input).
-    """
-    if check:
+    ``check=False`` skips the validation (``NonLocalBlock.forward`` has checked its input)."""
+    if check_bool("check", check):
         s = _check(pairwise, theta, phi, g, w_f, scale)
     else:
         s = theta.shape[-1] ** -0.5 if scale else 1.0
@@ -142,7 +132,7 @@ def aggregate(pairwise, theta, phi, g, *, w_f=None, scale=False, check: bool = T
 def softmax_aggregate(theta: Tensor, phi: Tensor, g: Tensor, *, scale: float = 1.0) -> Tensor:
     """Eq. 2/3 by fused attention: ``softmax(scale theta phi^T) g``, (B, N, Cv)."""
     _check("embedded_gaussian", theta, phi, g)
-    return _softmax(theta, phi, g, scale)
+    return _softmax(theta, phi, g, check_real("scale", scale, minimum=0, strict=True))
 
 
 def _softmax(theta, phi, g, s):
@@ -151,15 +141,14 @@ def _softmax(theta, phi, g, s):
     # padding to a common width changes neither theta^T phi nor the first Cv channels of y.
     ck, cv = theta.shape[-1], g.shape[-1]
     width = max(ck, cv)
-    q, k = (F.pad(t, (0, width - ck)) for t in (theta, phi))
-    v = F.pad(g, (0, width - cv))
-    q, k, v = (t.unsqueeze(1).contiguous() for t in (q, k, v))
+    q, k, v = (F.pad(t, (0, width - t.size(-1))).unsqueeze(1).contiguous() for t in (theta, phi, g))
     return F.scaled_dot_product_attention(q, k, v, scale=s).squeeze(1)[..., :cv]
 
 
 def dot_product_aggregate(theta: Tensor, phi: Tensor, g: Tensor, *, scale: float = 1.0) -> Tensor:
     """Eq. 4 by associativity: ``theta (phi^T g) scale / M``, (B, N, Cv), O(N Ck Cv)."""
     _check("dot_product", theta, phi, g)
+    scale = check_real("scale", scale, minimum=0, strict=True)
     return theta @ (phi.transpose(1, 2) @ g) * (scale / phi.shape[1])
 
 
@@ -168,14 +157,12 @@ def concatenation_aggregate(theta, phi, g, w_f, *, method="sorted", chunk_size=1
 
     ``method="sorted"`` (exact, O((N + M) log M)): the live j of query i are a suffix of the j
     sorted by b, so y comes from suffix sums of g and b g. ``"chunked"``: ``chunk_size``
-    queries at a time, recomputed in the backward pass.
-    """
+    queries at a time, recomputed in the backward pass."""
     _check("concatenation", theta, phi, g, w_f)
     check_choice("method", method, ("sorted", "chunked"))
-    a, b = _scalars(theta, phi, w_f)
+    chunk_size, (a, b) = check_int("chunk_size", chunk_size, minimum=1), _scalars(theta, phi, w_f)
     if method == "sorted":
         return _sorted(a, b, g)
-    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
 
     def rows(a_c, b, g):
         return F.relu(a_c[:, :, None] + b[:, None, :]) @ g / b.shape[1]
@@ -194,9 +181,8 @@ def _sorted(a: Tensor, b: Tensor, g: Tensor) -> Tensor:
     g_sorted = torch.gather(g, 1, order[:, :, None].expand(-1, -1, g.shape[-1]))
     stacked = torch.cat([g_sorted, b_sorted[:, :, None] * g_sorted], dim=-1).to(acc)
     suffix = F.pad(torch.flip(torch.cumsum(torch.flip(stacked, [1]), 1), [1]), (0, 0, 0, 1))
-    first = torch.searchsorted(
-        b_sorted.detach().contiguous(), (-a).detach().contiguous(), right=True
-    )
+    first = torch.searchsorted(b_sorted.detach().contiguous(), (-a).detach().contiguous(),
+                               right=True)  # fmt: skip
     picked = torch.gather(suffix, 1, first[:, :, None].expand(-1, -1, suffix.shape[-1]))
     s_g, s_bg = picked.split(g.shape[-1], dim=-1)
     return ((a[:, :, None].to(acc) * s_g + s_bg) / b.shape[1]).to(g.dtype)

@@ -14,7 +14,8 @@ import os
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import ListedColormap, LogNorm, Normalize
+from matplotlib.axes import Axes
+from matplotlib.colors import Colormap, ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -31,13 +32,13 @@ NEAREST = {"interpolation": "nearest"}
 QUERY = {"marker": "s", "ms": 9, "mfc": "none", "mec": "#00e5ff", "mew": 1.8, "ls": "none"}
 
 
-@functools.cache  # one map per kind: the explorer colours every click with it
+@functools.lru_cache(maxsize=None, typed=True)  # one per kind, for each click; 1 is not True
 def weight_cmap(signed: bool = False, overlay: bool = False) -> ListedColormap:
     """magma (RdBu_r if ``signed``); as an ``overlay`` its opacity grows with the weight's size,
     so that small weights let the image show; below the range and masked: transparent."""
-    name = SIGNED_CMAP if signed else CMAP
+    name = SIGNED_CMAP if check_bool("signed", signed) else CMAP
     colours = matplotlib.colormaps[name](np.linspace(0, 1, 256))
-    if overlay:
+    if check_bool("overlay", overlay):
         ramp = np.abs(np.linspace(-1, 1, 256)) if signed else np.linspace(0, 1, 256)
         colours[:, 3] = ALPHA * np.sqrt(ramp)
     under = (0, 0, 0, 0) if overlay else colours[0]
@@ -50,7 +51,7 @@ def color_scale(weights, scale: str = "auto", floor: float = FLOOR, top: float |
     check_choice("scale", scale, SCALES)
     floor = check_real("floor", floor, minimum=0, maximum=1, strict=True)
     top = None if top is None else check_real("top", top, minimum=0, strict=True)
-    return _color_scale(weights, scale, floor, top)
+    return _color_scale(as_array("weights", weights, (2, 3)), scale, floor, top)
 
 
 def _color_scale(weights, scale: str, floor: float = FLOOR, top: float | None = None):
@@ -68,6 +69,13 @@ def _image(image, name="image") -> np.ndarray:
     return as_array(name, image, (2,), channels=(3, 4))
 
 
+def _text(**texts) -> None:
+    """TypeError for a title or label (by name) that is neither a str nor None."""
+    for name, value in texts.items():
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name}: expected a str, got {type(value).__name__} {value!r:.60}")
+
+
 def show_weights(image, weights, query, ax=None, *, log=True, floor=1e-4, vmax=None,
                  patch_size=None, patch_distance=None, title=None, colorbar=True):  # fmt: skip
     """Draw the weights w(i, j) of the query pixel i = ``query`` (y, x) over the grey ``image``.
@@ -80,36 +88,32 @@ def show_weights(image, weights, query, ax=None, *, log=True, floor=1e-4, vmax=N
     img = _image(image)
     w = as_array("weights", weights).astype(float)
     if w.shape != img.shape[:2] or (w < 0).any() or w.max() <= 0:
-        raise ValueError(
-            f"weights: expected {img.shape[:2]} weights >= 0, not all 0, got {w.shape}"
-        )
-    y, x = check_query(query, w.shape)
+        raise ValueError(f"weights: expected {img.shape[:2]} weights >= 0, some > 0, got {w.shape}")
+    (y, x), (h, wd) = check_query(query, w.shape), w.shape
     floor = check_real("floor", floor, minimum=0, maximum=1, strict=True)
-    others = w.copy()
-    others[y, x] = 0
-    top = vmax if vmax is not None else (others.max() or w.max())
-    norm, _, note = color_scale(w, "log" if check_bool("log", log) else "linear", floor, top)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.8, 4.2), layout="constrained")
-    fig = ax.figure
+    top = np.delete(w, y * w.shape[1] + x).max(initial=0) or w.max()  # all but the query's
+    top = top if vmax is None else check_real("vmax", vmax, minimum=0, strict=True)
+    norm, _, note = _color_scale(w, "log" if check_bool("log", log) else "linear", floor, top)
+    if not isinstance(ax, Axes | None):
+        raise TypeError(f"ax: expected a matplotlib Axes or None, got {type(ax).__name__}")
+    _text(title=title)
+    fig, ax = (ax.figure, ax) if ax else plt.subplots(figsize=(4.8, 4.2), layout="constrained")
     grey = img if img.ndim == 2 else img[..., :3] @ np.array([0.2125, 0.7154, 0.0721])
     ax.imshow(grey, cmap="gray", vmin=min(0, grey.min()), vmax=max(1, grey.max()) / 0.75, **NEAREST)
     ax.imshow(np.ma.masked_less_equal(w, 0), cmap=weight_cmap(overlay=True), norm=norm, **NEAREST)
-    h, wd = w.shape
     if patch_distance is not None:
         pd = check_int("patch_distance", patch_distance, minimum=0)
-        y0, x0 = max(y - pd, 0), max(x - pd, 0)
-        y1, x1 = min(y + pd, h - 1), min(x + pd, wd - 1)
+        y0, x0, y1, x1 = max(y - pd, 0), max(x - pd, 0), min(y + pd, h - 1), min(x + pd, wd - 1)
         box = {"fill": False, "ec": "white", "ls": "--", "lw": 1.0, "label": "search window"}
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, **box))
     if patch_size is not None:
-        r = check_int("patch_size", patch_size, minimum=1) // 2
+        r = check_int("patch_size", patch_size, minimum=1, maximum=2 * max(h, wd) + 1) // 2
         box = {"fill": False, "ec": "#00e5ff", "lw": 1.2, "label": "query patch"}
         ax.add_patch(Rectangle((x - r - 0.5, y - r - 0.5), 2 * r + 1, 2 * r + 1, **box))
     ax.plot([x], [y], label="query pixel i", **QUERY)
     ax.set(xlim=(-0.5, wd - 0.5), ylim=(h - 0.5, -0.5), xlabel="x (pixel)", ylabel="y (pixel)")
     ax.set_title(title if title is not None else f"weights of pixel (y, x) = ({y}, {x})")
-    if colorbar:
+    if check_bool("colorbar", colorbar):
         bar = fig.colorbar(plt.cm.ScalarMappable(norm, weight_cmap()), ax=ax, shrink=0.85)
         bar.set_label("weight w(i, j)" + note)
     return fig, ax
@@ -125,12 +129,18 @@ def image_grid(images, titles=None, ncols=4, *, size=2.6, cmap="gray", vmin=0.0,
     imgs = [_image(im, f"images[{i}]") for i, im in enumerate(images)]
     if not imgs:
         raise ValueError("images: expected at least one image, got none")
+    if titles is not None and (isinstance(titles, str) or not isinstance(titles, list | tuple)):
+        raise TypeError(f"titles: expected a list of {len(imgs)} titles, got {titles!r:.60}")
     if titles is not None and len(titles) != len(imgs):
         raise ValueError(f"titles: expected {len(imgs)} titles (one per image), got {len(titles)}")
+    if not isinstance(cmap, Colormap) and cmap not in list(matplotlib.colormaps):
+        raise ValueError(f"cmap: expected a matplotlib colormap or its name, got {cmap!r:.60}")
+    vmax = check_real("vmax", vmax, minimum=check_real("vmin", vmin), strict=True)
+    size = check_real("size", size, minimum=0, maximum=100, strict=True)
+    _text(suptitle=suptitle, colorbar_label=colorbar_label)
     ncols = min(check_int("ncols", ncols, minimum=1), len(imgs))
-    nrows = -(-len(imgs) // ncols)
-    aspect = np.mean([im.shape[0] / im.shape[1] for im in imgs])
-    figsize = (size * ncols + 0.9 * colorbar, size * aspect * nrows + 0.5)
+    nrows, aspect = -(-len(imgs) // ncols), np.mean([im.shape[0] / im.shape[1] for im in imgs])
+    figsize = (size * ncols + 0.9 * check_bool("colorbar", colorbar), size * aspect * nrows + 0.5)
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, layout="constrained")
     mappable = None
     for i, ax in enumerate(axes.flat):
@@ -154,17 +164,13 @@ def _stack(maps) -> np.ndarray:
     if hasattr(maps, "detach") or isinstance(maps, np.ndarray):
         maps = list(as_array("maps", maps, (2, 3)).reshape(-1, *np.shape(maps)[-2:]))
     if isinstance(maps, str) or not isinstance(maps, list | tuple):
-        raise TypeError(
-            f"maps: expected (K, H, W) or a list of (H, W) maps, got {type(maps).__name__}"
-        )
+        raise TypeError(f"maps: expected (K, H, W) or a list of (H, W), got {type(maps).__name__}")
     if not maps:
         raise ValueError("maps: expected at least one (H, W) map, got none")
     arrays = [as_array(f"maps[{k}]", m, (2,)) for k, m in enumerate(maps)]
     for k, m in enumerate(arrays):
         if m.shape != arrays[0].shape:
-            raise ValueError(
-                f"maps[{k}]: expected the shape of maps[0] {arrays[0].shape}, got {m.shape}"
-            )
+            raise ValueError(f"maps[{k}]: expected {arrays[0].shape} like maps[0], got {m.shape}")
     return np.stack(arrays).astype(np.float64)
 
 
@@ -187,11 +193,11 @@ def affinity_maps(maps, titles=None, *, query=None, image=None, shared_scale=Tru
         raise ValueError(f"titles: expected {k} titles (one per map), got {len(titles)}")
     query = None if query is None else check_query(query, (h, w))
     check_bool("shared_scale", shared_scale)
-    panel_size = check_real("panel_size", panel_size, minimum=0, strict=True)
+    check_choice("scale", scale, SCALES)
+    panel_size = check_real("panel_size", panel_size, minimum=0, maximum=100, strict=True)
+    _text(colorbar_label=colorbar_label, image_title=image_title, suptitle=suptitle)
     if image is not None and _image(image).shape[:2] != (h, w):
-        raise ValueError(
-            f"image: expected height and width {(h, w)} like the maps, got {np.shape(image)}"
-        )
+        raise ValueError(f"image: expected (H, W) = {(h, w)} like the maps, got {np.shape(image)}")
     n = k + (image is not None)
     if axes is None:
         ncols = n if ncols is None else min(check_int("ncols", ncols, minimum=1), n)
@@ -209,9 +215,9 @@ def affinity_maps(maps, titles=None, *, query=None, image=None, shared_scale=Tru
     if image is not None:
         axes[0].imshow(_image(image), cmap="gray", **NEAREST)
         axes[0].set_title(image_title)
-    shared = color_scale(stack, scale) if shared_scale else None
+    shared = _color_scale(stack, scale) if shared_scale else None
     for ax, m, title in zip(axes[n - k :], stack, titles, strict=True):
-        norm, used, note = shared or color_scale(m, scale)
+        norm, used, note = shared or _color_scale(m, scale)
         m = np.ma.masked_less_equal(m, 0) if used == "log" else m
         shown = ax.imshow(m, cmap=weight_cmap(used == "signed"), norm=norm, **NEAREST)
         ax.set_title(title)

@@ -2,10 +2,9 @@
 
     python -m nlviz.train --config quick --pairwise embedded_gaussian --seed 0 --out run.pt
 
-``fit`` is the loop (AdamW, one-cycle schedule, bf16 autocast on CUDA, a tqdm bar); ``train``
-uses it on the video tasks of ``nlviz.video``, ``nlviz.denoise`` on the denoiser. A checkpoint
-(``nlviz.checkpoint``) records the CPU that trained it and the fingerprint of the run's start
-(``nlviz.fingerprint``: initial weights and first batch).
+``fit`` is the loop (AdamW, one-cycle schedule, bf16 autocast on CUDA, a tqdm bar) of ``train``
+(the video tasks of ``nlviz.video``) and ``nlviz.denoise``. A checkpoint records the CPU that
+trained it and the fingerprint of the run's start (``nlviz.fingerprint``).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -28,10 +28,10 @@ from nlviz.checkpoint import make_checkpoint, read_checkpoint, save_checkpoint, 
 from nlviz.fingerprint import fingerprint, machine
 from nlviz.nets import VARIANTS, TrackNet, VideoNet
 from nlviz.pairwise import PAIRWISE, check_pairwise
-from nlviz.utils import Output, Parser, check_bool, check_choice, check_int, check_real
+from nlviz.utils import Output, Parser, _check_type, check_bool, check_choice, check_int, check_real
 from nlviz.video import TASKS, generate, to_tensor, track_tensors
 
-__all__ = ["Config", "CONFIGS", "Result", "fit", "train", "evaluate", "make_data",
+__all__ = ["Config", "CONFIGS", "fit", "train", "evaluate", "make_data",
            "run_fingerprint", "seal", "save_checkpoint", "read_checkpoint",
            "load_checkpoint"]  # fmt: skip
 
@@ -78,7 +78,7 @@ CONFIGS = {
 
 
 @dataclass
-class Result:
+class _Result:
     """What ``train`` returns: the model (on its device), its checkpoint and the history."""
 
     model: nn.Module
@@ -94,12 +94,12 @@ def autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else None, enabled=bf16)
 
 
-def _epoch(model, todo, step, opt, sched, avg, clip, device, bar) -> tuple[float, float]:
+def _epoch(model, todo, step, opt, sched, avg, clip, device, bar, epoch) -> tuple[float, float]:
     """One pass over the batches ``todo``, ``avg`` (an EMA or None) updated after every step:
-    (mean loss, accuracy or nan)."""
+    (mean loss, accuracy or nan); a loss that is not finite stops it (ValueError)."""
     model.train()
     loss_sum, right_sum, count = 0.0, 0, 0
-    for batch in todo:
+    for i, batch in enumerate(todo):
         with autocast(device):
             loss, right, n = step(model, batch, device)
         opt.zero_grad(set_to_none=True)
@@ -110,10 +110,13 @@ def _epoch(model, todo, step, opt, sched, avg, clip, device, bar) -> tuple[float
         sched.step()
         if avg is not None:
             avg.update_parameters(model)
-        loss_sum, count = loss_sum + loss.item() * n, count + n
+        if not math.isfinite(value := loss.item()):
+            at = f"step {epoch * len(todo) + i + 1} (epoch {epoch + 1})"
+            raise ValueError(f"loss: not finite at {at}: {value}; try a lower lr or a clip")
+        loss_sum, count = loss_sum + value * n, count + n
         right_sum = None if right is None else right_sum + right
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.set_postfix(loss=f"{value:.3f}")
     return loss_sum / count, math.nan if right_sum is None else right_sum / count
 
 
@@ -121,23 +124,30 @@ def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, des
         clip=None, ema=None, state=None, on_epoch=None):  # fmt: skip
     """Train ``model`` in place with AdamW and a one-cycle schedule; return the history.
 
-    Parameters
-    ----------
-    batches : callable
-        ``batches()`` -> the list of batches of the next epoch (called once per epoch).
-    step : callable
-        ``step(model, batch, device)`` -> (loss tensor, number right or None, count).
-    validate : callable
-        ``validate(model)`` -> a dict of floats, after every epoch.
-    clip : float, optional
-        Clip the gradient's global norm to this before each step.
-    ema : float, optional
-        Validate, and leave in ``model``, an exponential moving average of the weights and
-        buffers with this decay per step (``torch.optim.swa_utils.AveragedModel``).
-    state, on_epoch : dict, callable, optional
-        ``on_epoch(state)`` after every epoch: the history and the state dicts to resume from;
-        ``fit(..., state=state)`` goes on as if never stopped (``batches`` must go on too).
+    ``batches()``: the batches of the next epoch (called once per epoch); ``step(model, batch,
+    device)``: (loss tensor, number right or None, count), a loss not finite stops training;
+    ``validate(model)``: a dict of floats, after every epoch. ``clip``: the gradient's global
+    norm before each step. ``ema``: validate, and leave in ``model``, an exponential moving
+    average of the weights and buffers with this decay per step (``AveragedModel``).
+    ``on_epoch(state)`` after every epoch: the history and the state dicts to resume from;
+    ``fit(..., state=state)`` goes on as if never stopped (``batches`` must go on too).
     """
+    _check_type("model", model, nn.Module, "an nn.Module")
+    for name, fn in {"batches": batches, "step": step, "validate": validate}.items():
+        _check_type(name, fn, Callable, "a function")
+    _check_type("on_epoch", on_epoch, Callable | None, "a function or None")
+    check_int("epochs", epochs, minimum=1, maximum=10**5)
+    check_real("lr", lr, minimum=0, maximum=1, strict=True)
+    check_real("weight_decay", weight_decay, minimum=0, maximum=1)
+    _check_type("device", device, torch.device, "a torch.device (utils.pick_device)")
+    _check_type("desc", desc, str, "a str")
+    check_bool("progress", progress)
+    if clip is not None:
+        check_real("clip", clip, minimum=0, strict=True)
+    if ema is not None and not 0 < check_real("ema", ema) < 1:
+        raise ValueError(f"ema: expected a decay in (0, 1), got {ema}")
+    if state is not None and not (isinstance(state, dict) and {"history", "states"} <= set(state)):
+        raise TypeError(f"state: expected a dict of on_epoch (history, states), got {state!r:.80}")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     todo = batches()
     total = len(todo) * epochs
@@ -155,10 +165,9 @@ def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, des
                file=sys.stderr, leave=False)  # fmt: skip
     for epoch in range(done, epochs):
         todo = batches() if epoch > done else todo
-        loss, acc = _epoch(model, todo, step, opt, sched, avg, clip, device, bar)
-        history["epoch"].append(epoch + 1)
-        history["train_loss"].append(loss)
-        history["train_acc"].append(acc)
+        loss, acc = _epoch(model, todo, step, opt, sched, avg, clip, device, bar, epoch)
+        for key, value in {"epoch": epoch + 1, "train_loss": loss, "train_acc": acc}.items():
+            history[key].append(value)
         for key, value in validate(model if avg is None else avg.module).items():
             history.setdefault(key, []).append(float(value))
         if on_epoch is not None:
@@ -172,6 +181,7 @@ def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, des
 def make_data(config: Config, split: str, n: int, start: int = 0) -> tuple[torch.Tensor, ...]:
     """Videos ``start`` to ``start + n - 1`` of ``split`` as tensors: uint8 videos (n, T, H, W,
     3), then the labels ("classify"), or the int8 masks and the (n, K) labels ("track")."""
+    _check_type("config", config, Config, "a Config (CONFIGS[name])")
     kw = {"frames": config.frames, "size": config.size, "objects": config.objects, "start": start}
     batch = generate(n, task=config.task, split=split, seed=config.data_seed, **kw)
     parts = (batch.masks, batch.labels) if config.task == "track" else (batch.labels,)
@@ -181,10 +191,7 @@ def make_data(config: Config, split: str, n: int, start: int = 0) -> tuple[torch
 def _step(model, batch, device):
     """Loss, right answers and count: of the videos ("classify"), or of the object pixels of
     the frames other than the reference frame ("track": background pixels are ignored)."""
-    if len(batch) == 2:
-        x, y = to_tensor(batch[0].numpy()), batch[1]
-    else:
-        x, y = track_tensors(*batch)
+    x, y = (to_tensor(batch[0].numpy()), batch[1]) if len(batch) == 2 else track_tensors(*batch)
     x, y = x.to(device), y.to(device)
     logits = model(x).float()
     counted = y >= 0
@@ -197,10 +204,9 @@ def evaluate(model: nn.Module, *data, batch_size: int = 64) -> tuple[float, floa
     """(mean cross-entropy, accuracy) in eval mode on tensors of ``make_data``: over the videos
     ("classify") or over the object pixels of the frames but the reference frame ("track")."""
     batch_size = check_int("batch_size", batch_size, minimum=1)
+    _check_type("model", model, nn.Module, "an nn.Module")
     if len(data) not in (2, 3) or not all(isinstance(t, torch.Tensor) for t in data):
-        raise TypeError(
-            f"videos: expected the tensors of make_data, got {[type(t).__name__ for t in data]}"
-        )
+        raise TypeError(f"videos: expected the tensors of make_data, got {data!r:.80}")
     if len(data[0]) == 0 or any(len(t) != len(data[0]) for t in data):
         raise ValueError(f"labels: expected one per video, got {[len(t) for t in data]}")
     device = next(model.parameters()).device
@@ -259,10 +265,8 @@ def run_fingerprint(config="quick", *, pairwise="embedded_gaussian", variant="sp
 
 def _resolve(config, pairwise, variant, seed, blocks) -> tuple[str, Config, int]:
     name = config if isinstance(config, str) else "custom"
-    if isinstance(config, str):
-        config = CONFIGS[check_choice("config", config, tuple(CONFIGS))]
-    if not isinstance(config, Config):
-        raise TypeError(f"config: expected a name or a Config, got {type(config).__name__}")
+    config = CONFIGS[check_choice("config", config, tuple(CONFIGS))] if name != "custom" else config
+    _check_type("config", config, Config, "a name or a Config")
     check_pairwise(pairwise)
     blocks = 0 if check_choice("variant", variant, VARIANTS) == "none" else blocks
     blocks = check_int("blocks", config.blocks if blocks is None else blocks, minimum=0, maximum=4)
@@ -273,7 +277,8 @@ def _resolve(config, pairwise, variant, seed, blocks) -> tuple[str, Config, int]
 def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", seed=0,
           device="auto", blocks=None, out=None, overwrite=False, progress=True,
           data=None):  # fmt: skip
-    """Train C2D (``variant="none"``) or non-local C2D on the video task of ``nlviz.video``.
+    """Train C2D (``variant="none"``) or non-local C2D on the video task of ``nlviz.video``;
+    return a result with ``model``, ``checkpoint``, ``history`` (per epoch: loss, accuracy).
 
     Parameters
     ----------
@@ -286,13 +291,10 @@ def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", 
         ``overwrite``, and so is one another process is writing), written atomically after.
     data : dict, optional
         Pre-generated {"train": (videos, labels), "val": (...)}, shared between runs.
-
-    Returns
-    -------
-    Result: ``model``, ``checkpoint``, ``history`` (per epoch: loss and accuracy).
     """
     name, config, seed = _resolve(config, pairwise, variant, seed, blocks)
     check_bool("progress", progress)
+    check_bool("overwrite", overwrite)
     dev = device if isinstance(device, torch.device) else utils.pick_device(device)
     claim = nullcontext() if out is None else Output(out, overwrite=overwrite, name="out")
     with claim:
@@ -314,9 +316,8 @@ def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", 
 
         kw = {"epochs": config.epochs, "lr": config.lr, "weight_decay": config.weight_decay}
         desc = f"{variant}/{pairwise}/seed{seed}"
-        history = fit(
-            model, batches, _step, validate, **kw, device=dev, desc=desc, progress=progress
-        )
+        history = fit(model, batches, _step, validate, **kw, device=dev, desc=desc,
+                      progress=progress)  # fmt: skip
         metrics = {"val_acc": history["val_acc"][-1], "val_loss": history["val_loss"][-1]}
         metrics["train_seconds"] = time.perf_counter() - t0
         info = {"kind": config.task, "model": arch, "config": dataclasses.asdict(config)}
@@ -327,7 +328,7 @@ def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", 
             claim.write(lambda fh: torch.save(ckpt, fh))
     print(f"{desc} blocks={config.blocks} on {dev.type}: val_acc={metrics['val_acc']:.3f} "
           f"({metrics['train_seconds']:.0f} s)", flush=True)  # fmt: skip
-    return Result(model, ckpt, history)
+    return _Result(model, ckpt, history)
 
 
 def load_checkpoint(path) -> tuple[nn.Module, dict]:
@@ -348,7 +349,7 @@ def main(argv=None) -> int:
     args = vars(parser.parse_args(argv))
     try:
         result = train(args.pop("config"), **args)
-    except (ValueError, TypeError, FileExistsError, RuntimeError) as err:
+    except (ValueError, TypeError, FileExistsError, RuntimeError, OSError) as err:
         parser.fail(err)
     print(f"validation accuracy: {result.val_acc:.4f}")
     return 0

@@ -7,6 +7,7 @@ name and says what was expected and what came.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import numbers
 import os
 import random
@@ -25,7 +26,7 @@ def check_int(name: str, value, *, minimum=None, maximum=None, odd: bool = False
     """``value`` as an int in [minimum, maximum] (and odd)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
-    value, kind = int(value), "an odd integer" if odd else "an integer"
+    value, kind = int(value), "an odd integer" if check_bool("odd", odd) else "an integer"
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}: expected {kind} >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
@@ -39,7 +40,7 @@ def check_real(name: str, value, *, minimum=None, maximum=None, strict: bool = F
     """``value`` as a finite float >= minimum (> if ``strict``) and <= maximum."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
-    value, low = float(value), ">" if strict else ">="
+    value, low = float(value), ">" if check_bool("strict", strict) else ">="
     if not np.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value}")
     if minimum is not None and (value <= minimum if strict else value < minimum):
@@ -55,14 +56,23 @@ def check_bool(name: str, value) -> bool:
     return bool(value)
 
 
-def check_choice(name: str, value, choices):
+def check_choice(name: str, value, choices: tuple | list):
+    _check_type("choices", choices, tuple | list, "a tuple or list of choices")
     if not isinstance(value, str | int) or isinstance(value, bool) or value not in choices:
         raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
     return value
 
 
+def _check_type(name: str, value, kind, what: str):
+    """``value`` if an instance of ``kind`` (a class or a union), else TypeError: ``what``."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__}")
+    return value
+
+
 def check_finite(name: str, array) -> None:
     """ValueError if a NumPy array or a torch tensor holds NaN or inf."""
+    _check_type(name, array, torch.Tensor | np.ndarray, "a NumPy array or a tensor")
     is_tensor = isinstance(array, torch.Tensor)
     if not bool(torch.isfinite(array).all() if is_tensor else np.isfinite(array).all()):
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
@@ -84,9 +94,7 @@ def check_query(query, shape, name: str = "query") -> tuple[int, ...]:
     query = tuple(int(q) for q in query)
     if not all(0 <= q < s for q, s in zip(query, shape, strict=True)):
         bounds = ", ".join(f"0 <= {a} < {s}" for a, s in zip(axes, shape, strict=True))
-        raise ValueError(
-            f"{name}: expected {want} in the grid, {bounds}, got {query} (out of range)"
-        )
+        raise ValueError(f"{name}: expected {want} with {bounds}, got {query} (out of range)")
     return query
 
 
@@ -95,8 +103,7 @@ def as_array(name: str, value, ndims=(2,), *, channels=()) -> np.ndarray:
     one more dimension if the last has a size in ``channels`` (colour, e.g. (3, 4))."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
-    if not isinstance(value, np.ndarray | list | tuple):
-        raise TypeError(f"{name}: expected a NumPy array, got {type(value).__name__}")
+    _check_type(name, value, np.ndarray | list | tuple, "a NumPy array")
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
@@ -109,18 +116,25 @@ def as_array(name: str, value, ndims=(2,), *, channels=()) -> np.ndarray:
     return arr
 
 
-def pick_device(preference: str = "auto"):
+def _as_path(name: str, path) -> Path:
+    """``path`` as a Path: TypeError unless a non-empty str or os.PathLike."""
+    if not isinstance(path, str | os.PathLike) or str(path) == "":
+        raise TypeError(f"{name}: expected a file path (str or Path), got {path!r}")
+    return Path(path)
+
+
+def pick_device(device: str = "auto"):
     """A ``torch.device``: for "auto" ``$NLVIZ_DEVICE`` if set, else cuda > mps > cpu; raises
     ValueError for an unknown name, RuntimeError for a device that is not here."""
-    if preference == "auto":
-        preference = os.environ.get("NLVIZ_DEVICE", "auto")
-    check_choice("device", preference, ("auto", "cpu", "cuda", "mps"))
+    if device == "auto":
+        device = os.environ.get("NLVIZ_DEVICE", "auto")
+    check_choice("device", device, ("auto", "cpu", "cuda", "mps"))
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
-    if preference == "auto":
+    if device == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    if (preference == "cuda" and not cuda) or (preference == "mps" and not mps):
-        raise RuntimeError(f"device: {preference!r} was asked for but is not available here")
-    return torch.device(preference)
+    if (device == "cuda" and not cuda) or (device == "mps" and not mps):
+        raise RuntimeError(f"device: {device!r} was asked for but is not available here")
+    return torch.device(device)
 
 
 def seed_everything(seed: int) -> None:
@@ -135,38 +149,29 @@ def _dead(pid: str) -> bool:
     """True for the pid of a process that no longer exists."""
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):
-        return False
+    except (ProcessLookupError, PermissionError, ValueError) as err:  # PermissionError: alive
+        return isinstance(err, ProcessLookupError)
     return False
 
 
-class Output:
-    """A file this process will write: claimed at once, written atomically, released after.
-
-    The one overwrite rule: a ``path`` that exists is refused (FileExistsError) unless
-    ``overwrite``, and so is one another live process has claimed; a folder that cannot be
-    made or written is a ValueError, all before any work. Claims and temporary files left by
-    dead processes are removed. Use as a context manager; ``write(save)`` calls
-    ``save(binary_file)`` on a temporary file and moves it onto the path.
-    """
+class Output(contextlib.AbstractContextManager):
+    """A file this process will write: claimed at once, written atomically, released after. The one
+    overwrite rule: a ``path`` that exists is refused (FileExistsError) unless ``overwrite``, and so
+    is one another live process has claimed; a folder that cannot be made or written is a
+    ValueError, all before any work. Claims and temporary files left by dead processes are removed.
+    Use as a context manager; ``write(save)`` calls ``save(binary_file)`` on a temporary file and
+    moves it onto the path."""
 
     def __init__(self, path, *, overwrite: bool = False, name: str = "path") -> None:
-        if not isinstance(path, str | os.PathLike) or str(path) == "":
-            raise TypeError(f"{name}: expected a file path (str or Path), got {path!r}")
-        path, self.prefix = Path(path), f".{Path(path).name}."
+        path, self.prefix = _as_path(name, path), f".{Path(path).name}."
         if path.is_dir():
             raise ValueError(f"{name}: expected a file path, got the folder {path}")
-        if path.exists() and not check_bool("overwrite", overwrite):
+        if not check_bool("overwrite", overwrite) and path.exists():
             raise FileExistsError(f"{name}: {path} exists; pass overwrite=True (--overwrite)")
-        check_bool("overwrite", overwrite)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ValueError(f"{name}: cannot create the folder of {path} ({err})") from err
-        if not os.access(path.parent, os.W_OK):
-            raise ValueError(f"{name}: the folder {path.parent} is not writable")
         for stale in path.parent.glob(self.prefix + "*"):  # .NAME.lock, .NAME.PID.xxx.tmp
             is_lock = stale.suffix == ".lock"
             pid = stale.read_text().strip() if is_lock else stale.name.split(".")[-3]
@@ -178,8 +183,12 @@ class Output:
                 fh.write(str(os.getpid()))
         except FileExistsError:
             raise FileExistsError(f"{name}: {path} is being written by another process") from None
+        except OSError as err:
+            raise ValueError(f"{name}: the folder {path.parent} is not writable ({err})") from err
 
     def write(self, save) -> Path:
+        if not callable(save):
+            raise TypeError(f"save: expected a function of a binary file, got {save!r:.80}")
         prefix = f"{self.prefix}{os.getpid()}."
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=prefix, suffix=".tmp")
         try:
@@ -194,9 +203,6 @@ class Output:
 
     def close(self) -> None:
         self.lock.unlink(missing_ok=True)
-
-    def __enter__(self) -> Output:
-        return self
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -214,8 +220,9 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
-    def fail(self, err: Exception):
-        """Exit with an error of the API, naming the flag (``out: ...`` -> ``--out: ...``)."""
+    def fail(self, err: Exception, **renames):
+        """Exit naming the flag (``out: ...`` -> ``--out: ...``; ``renames``: argument -> flag)."""
         msg = str(err).replace("overwrite=True (--overwrite)", "--overwrite")
-        flag = any(a.dest == msg.split(":", 1)[0] for a in self._actions)
-        self.error(f"--{msg}" if flag else msg)
+        head, sep, tail = msg.partition(":")
+        head = renames.get(head, head)
+        self.error(f"{'--' * any(a.dest == head for a in self._actions)}{head}{sep}{tail}")

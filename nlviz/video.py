@@ -3,14 +3,12 @@
 "classify", "same colour?" (8 frames of 32 x 32): a coloured disk A moves through the first
 half of the frames only, a coloured square B through the second half, far from A, with two grey
 distractors in all frames. B has A's colour with probability 1/2 (label 1), else another colour
-of ``PALETTE``. A C2D network is at chance (notebook 04 proves it), a non-local one is not.
+of ``PALETTE``: a C2D network is at chance (notebook 04).
 
 "track", label propagation (4 frames of 48 x 48): K disks cut from photographs that ship with
 scikit-image (``SPRITES``) bounce over a real texture, crossing and hiding each other. Each
-object has a random label, independent of its looks; the labels are given in frame ``REF`` only,
-the network must say them in the other frames. A per-frame network sees, in frame t, no label
-and nothing that predicts one, so it is right on 1 / K of the object pixels; a block that finds
-the same object in frame ``REF`` can copy its label (notebook 05).
+object has a random label, independent of its looks, given in frame ``REF`` only; the network
+must say them in the other frames, which a per-frame network cannot (notebook 05).
 
 Video i of a split is drawn from ``numpy.random.default_rng([seed, SPLITS.index(split), i])``,
 whatever the number generated together.
@@ -29,7 +27,7 @@ from skimage.transform import resize
 from torch import Tensor
 
 from nlviz.nets import PLACES, VARIANTS, TrackNet, VideoNet, count_parameters
-from nlviz.utils import Parser, atomic_write, check_choice, check_int
+from nlviz.utils import Parser, _as_path, _check_type, atomic_write, check_choice, check_int
 
 __all__ = ["PALETTE", "COLOR_NAMES", "CLASS_NAMES", "SPRITES", "SPLITS", "TASKS", "REF",
            "VideoBatch", "generate", "to_tensor", "track_tensors", "save_sample", "load_sample",
@@ -53,14 +51,12 @@ SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "videos_sample.n
 
 @dataclass
 class VideoBatch:
-    """Videos and what is in them.
-
-    videos (N, T, H, W, 3) uint8. masks (N, T, H, W) int8: the object seen at each pixel, -1 for
-    background. labels: "classify" (N,) int64, 1 = same colour; "track" (N, K) the label of
-    each object. colors (N, 2): palette index of A and B ("classify"); sprites (N, K): the
-    ``SPRITES`` photo of each object ("track"). tracks (N, K, T, 2) float32: centres (y, x) in
-    every frame (NaN where absent); radius (N, K). "classify" objects: A, B, grey disk, square.
-    """
+    """Videos and what is in them: videos (N, T, H, W, 3) uint8. masks (N, T, H, W) int8: the
+    object seen at each pixel, -1 for background. labels: "classify" (N,) int64, 1 = same colour;
+    "track" (N, K) the label of each object. colors (N, 2): palette index of A and B ("classify");
+    sprites (N, K): the ``SPRITES`` photo of each object ("track"). tracks (N, K, T, 2) float32:
+    centres (y, x) in every frame (NaN where absent); radius (N, K). "classify" objects: A, B,
+    grey disk, square."""
 
     videos: np.ndarray
     labels: np.ndarray
@@ -110,8 +106,7 @@ def _texture(rng, size: int) -> np.ndarray:
 
 def _classify_video(rng, frames: int, size: int) -> dict:
     half, k, speed = frames // 2, len(PALETTE), (0.04 * size, 0.09 * size)
-    same = rng.random() < 0.5
-    ca = int(rng.integers(k))
+    same, ca = rng.random() < 0.5, int(rng.integers(k))
     cb = ca if same else int((ca + rng.integers(1, k)) % k)
     r = rng.uniform(0.1, 0.14, size=4) * size  # A, B, grey disk, grey square
     a = _track(rng, half, r[0], size, speed)
@@ -125,11 +120,8 @@ def _classify_video(rng, frames: int, size: int) -> dict:
     masks = np.full((frames, size, size), -1, np.int8)
     tracks = np.full((4, frames, 2), np.nan, np.float32)
     tracks[0, :half], tracks[1, half:], tracks[2], tracks[3] = a, b, d1, d2
-    colours = [
-        PALETTE[ca] * jitter[0],
-        PALETTE[cb] * jitter[1],
-        *(np.full(3, g, np.float32) for g in grey),
-    ]
+    colours = [PALETTE[ca] * jitter[0], PALETTE[cb] * jitter[1],
+               *(np.full(3, g, np.float32) for g in grey)]  # fmt: skip
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     for obj in (2, 3, 0, 1):  # the distractors first
         for t in np.flatnonzero(~np.isnan(tracks[obj, :, 0])):
@@ -183,9 +175,8 @@ def _track_video(rng, frames: int, size: int, k: int) -> dict:
     y0, x0 = rng.integers(0, tex.shape[0] - size, 2)
     grey = tex[y0 : y0 + size, x0 : x0 + size]
     tint = rng.uniform(0.35, 0.75, 3) * rng.uniform(0.6, 1.0)
-    video = np.broadcast_to(
-        0.15 + tint * (grey[..., None] - grey.min()) / np.ptp(grey) * 0.8, (frames, size, size, 3)
-    ).copy()
+    lum = 0.15 + tint * (grey[..., None] - grey.min()) / np.ptp(grey) * 0.8
+    video = np.broadcast_to(lum, (frames, size, size, 3)).copy()
     for j in range(k):
         gain, d = rng.uniform(0.85, 1.1), 2 * radius[j]  # the photo's brightness, the diameter
         for t in range(frames):
@@ -201,7 +192,8 @@ def _track_video(rng, frames: int, size: int, k: int) -> dict:
 
 def generate(n: int, *, task="classify", split="train", seed=0, start=0, frames=None, size=None,
              objects=4) -> VideoBatch:  # fmt: skip
-    """Videos ``start .. start + n - 1`` of ``split`` of ``task`` for ``seed`` (module docstring).
+    """Videos ``start .. start + n - 1`` of ``split`` of ``task`` for ``seed`` (module docstring):
+    a ``VideoBatch`` with videos (n, T, size, size, 3) uint8.
 
     Parameters
     ----------
@@ -211,31 +203,21 @@ def generate(n: int, *, task="classify", split="train", seed=0, start=0, frames=
         T and H = W (default 8 and 32 for "classify", 4 and 48 for "track").
     objects : int
         K, the objects of a "track" video (3 to 10).
-
-    Returns
-    -------
-    VideoBatch with videos (n, T, size, size, 3) uint8.
     """
     track = check_choice("task", task, TASKS) == "track"
     n, start = check_int("n", n, minimum=0, maximum=100_000), check_int("start", start, minimum=0)
     split, seed = check_choice("split", split, SPLITS), check_int("seed", seed, minimum=0)
-    frames = check_int(
-        "frames", (4 if track else 8) if frames is None else frames, minimum=2, maximum=64
-    )
-    size = check_int(
-        "size", (48 if track else 32) if size is None else size, minimum=16, maximum=256
-    )
+    T, H = (4, 48) if track else (8, 32)  # the defaults
+    frames = check_int("frames", T if frames is None else frames, minimum=2, maximum=64)
+    size = check_int("size", H if size is None else size, minimum=16, maximum=256)
     objects = check_int("objects", objects, minimum=3, maximum=len(SPRITES))
     if n * frames * size * size * 3 > 2**31:
         raise ValueError(f"n: {n} videos of {frames} x {size} x {size} exceed 2 GiB")
     rngs = (np.random.default_rng([seed, SPLITS.index(split), start + v]) for v in range(max(n, 1)))
-    items = [
-        _track_video(r, frames, size, objects) if track else _classify_video(r, frames, size)
-        for r in rngs
-    ]
-    return VideoBatch(
-        *(np.stack([np.asarray(it[f.name]) for it in items])[:n] for f in fields(VideoBatch))
-    )
+    items = [_track_video(r, frames, size, objects) if track else _classify_video(r, frames, size)
+             for r in rngs]  # fmt: skip
+    return VideoBatch(*(np.stack([np.asarray(it[f.name]) for it in items])[:n]
+                        for f in fields(VideoBatch)))  # fmt: skip
 
 
 def to_tensor(videos: np.ndarray) -> Tensor:
@@ -246,11 +228,7 @@ def to_tensor(videos: np.ndarray) -> Tensor:
     """
     ok = isinstance(videos, np.ndarray) and videos.dtype == np.uint8 and videos.ndim == 5
     if not ok or videos.shape[-1] != 3:
-        got = (
-            f"{videos.dtype} {videos.shape}"
-            if isinstance(videos, np.ndarray)
-            else type(videos).__name__
-        )
+        got = f"{videos.dtype} {videos.shape}" if isinstance(videos, np.ndarray) else type(videos)
         raise ValueError(f"videos: expected a (N, T, H, W, 3) uint8 array, got {got}")
     x = torch.from_numpy(np.ascontiguousarray(videos)).permute(0, 4, 1, 2, 3)
     return x.float().div_(127.5).sub_(1.0).contiguous()
@@ -261,30 +239,38 @@ def track_tensors(videos, masks, labels) -> tuple[Tensor, Tensor]:
     (N, K) labels): input (N, 3 + K, T, H, W), RGB in [-1, 1] then one channel per label, 1 on
     the pixels of the object with that label in frame ``REF`` only; target (N, T, H, W) int64,
     the label of the object at each pixel, -1 (ignored) on the background and in frame ``REF``."""
-    masks, labels = torch.as_tensor(np.asarray(masks)).long(), torch.as_tensor(np.asarray(labels))
+    x, m, lab = to_tensor(np.asarray(videos)), np.asarray(masks), np.asarray(labels)
+    if m.dtype.kind not in "iu" or m.size == 0 or m.shape != (len(x), *x.shape[2:]):
+        raise ValueError(f"masks: expected ints (N, T, H, W) as videos, got {m.dtype} {m.shape}")
+    if lab.dtype.kind not in "iu" or lab.ndim != 2 or lab.size == 0 or len(lab) != len(m):
+        raise ValueError(f"labels: expected ints (N, K), N = {len(m)}, got {lab.dtype} {lab.shape}")
+    masks, labels = torch.as_tensor(m).long(), torch.as_tensor(lab)
     obj = masks.clamp(min=0)
     target = torch.where(masks >= 0, torch.gather(labels, 1, obj.flatten(1)).view_as(obj), -1)
     onehot = torch.zeros(len(masks), labels.shape[1], *masks.shape[1:])
-    onehot[:, :, REF] = (
-        target[:, None, REF] == torch.arange(labels.shape[1])[:, None, None]
-    ).float()
+    ids = torch.arange(labels.shape[1])[:, None, None]
+    onehot[:, :, REF] = (target[:, None, REF] == ids).float()
     target[:, REF] = -1
-    return torch.cat([to_tensor(np.asarray(videos)), onehot], 1).contiguous(), target.contiguous()
+    return torch.cat([x, onehot], 1).contiguous(), target.contiguous()
 
 
 def save_sample(path, batch: VideoBatch, *, overwrite: bool = False) -> Path:
     """Save a ``VideoBatch`` as a compressed npz, atomically."""
+    _check_type("batch", batch, VideoBatch, "a VideoBatch (generate)")
     arrays = {f.name: getattr(batch, f.name) for f in fields(VideoBatch)}
     return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays), overwrite=overwrite)
 
 
 def load_sample(path=None) -> VideoBatch:
     """The committed sample (``data/videos_sample.npz``: the first 48 test videos) or another."""
-    path = Path(SAMPLE_FILE if path is None else path)
-    if not path.is_file():
+    if not (path := SAMPLE_FILE if path is None else _as_path("path", path)).is_file():
         raise FileNotFoundError(f"path: no video sample at {path}")
     names = [f.name for f in fields(VideoBatch)]
-    with np.load(path, allow_pickle=False) as f:
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as err:  # noqa: BLE001 - whatever np.load refuses is "not a sample"
+        raise ValueError(f"path: {path} is not a video sample ({err})") from err
+    with npz as f:
         if missing := [key for key in names if key not in f]:
             raise ValueError(f"path: {path} is not a video sample (missing {missing})")
         return VideoBatch(*(f[key] for key in names))
@@ -300,8 +286,8 @@ def main(argv=None) -> int:
     try:
         batch = generate(args.n, task=args.task, split="test")
         path = save_sample(args.out, batch, overwrite=args.overwrite)
-    except (ValueError, TypeError, FileExistsError) as err:
-        parser.fail(err)
+    except (ValueError, TypeError, FileExistsError, OSError) as err:
+        parser.fail(err, path="out")
     print(f"wrote {path}")
     return 0
 

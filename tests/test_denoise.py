@@ -210,11 +210,11 @@ def test_train_and_evaluation_images_never_overlap():
     def digest(a):
         return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
-    train = {digest(D.load_grey(n)) for n in D.TRAIN_IMAGES}
+    train = {digest(D._load_grey(n)) for n in D.TRAIN_IMAGES}
     assert len(train) == len(D.TRAIN_IMAGES)
-    assert not train & {digest(D.load_grey(n)) for n in D.EVAL_IMAGES}
+    assert not train & {digest(D._load_grey(n)) for n in D.EVAL_IMAGES}
     for name in D.TRAIN_IMAGES:  # the validation columns are never in the training part
-        image, (part, val) = D.load_grey(name), D.train_split(name)
+        image, (part, val) = D._load_grey(name), D.train_split(name)
         top = max(0, image.shape[0] // 2 - 128)
         assert np.array_equal(part, image[:, : -D.VAL_COLUMNS])
         assert np.array_equal(val, image[top : top + 256, -D.VAL_COLUMNS :])
@@ -240,3 +240,41 @@ def test_notebook_06_has_exercise_checks():
 @pytest.mark.parametrize(("check", "name", "solution"), NB06)
 def test_notebook_06_exercise_checks_accept_right_and_reject_wrong(check, name, solution):
     test_exercises.test_check_accepts_the_solution_and_rejects_wrong_answers(check, name, solution)
+
+
+NET = D.DenoiseNet("nonlocal", depth=3, width=2, window=2)
+V = torch.rand(1, 1, 8, 8)
+BAD_DENOISE = [
+    (lambda: D.DenoiseNet(depth=10**9), ValueError, "depth"),
+    (lambda: D.DenoiseNet(width=10**9), ValueError, "width"),
+    (lambda: D.DenoiseNet(window=10**9), ValueError, "window"),
+    (lambda: NET(V, float("nan")), ValueError, "sigma"),
+    (lambda: NET(V, -1.0), ValueError, "sigma"),
+    (lambda: NET(V.double(), 0.1), ValueError, "v"),
+    (lambda: NET.pixel_attention(V, 0.1, (10**9, 4)), ValueError, "query"),
+    (lambda: NET.pixel_attention(V, 0.1, (-1, 4)), ValueError, "query"),
+    (lambda: D.add_noise(np.zeros((4, 4)), float("nan"), 0), ValueError, "sigma"),
+    (lambda: D.add_noise(np.zeros((4, 4)), True, 0), TypeError, "sigma"),
+    (lambda: D.add_noise(np.full((4, 4), np.nan), 0.1, 0), ValueError, "image"),
+    (lambda: D.add_noise(np.zeros((4, 4)), 0.1, -1), ValueError, "seed"),
+    (lambda: D.checkpoint_path("nope"), ValueError, "variant"),
+    (lambda: D.checkpoint_path("plain", seed=True), TypeError, "seed"),
+    (lambda: D.tiled(3, 4), ValueError, "model"),
+    (lambda: D.Config(steps=8, weight_decay=float("nan")), ValueError, "weight_decay"),
+    (lambda: D.train_split("nope"), ValueError, "name"),
+    (lambda: D.sample_batch([np.zeros((8, 8))], 0, 2, 4, (5, 55)), TypeError, "rng"),
+    (lambda: D.sample_batch([np.zeros((8, 8))], np.random.default_rng(), 2, 16, (5, 55)),
+     ValueError, "regions"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("call", "error", "name"), BAD_DENOISE)
+def test_bad_arguments_are_refused_by_name(call, error, name):
+    with pytest.raises(error, match=f"^{name}: expected"):
+        call()
+
+
+def test_train_checks_its_flags_without_an_out_file():
+    for flag in ("overwrite", "progress"):
+        with pytest.raises(TypeError, match=f"^{flag}: expected True or False"):
+            D.train(D.CONFIGS["tiny"], device="cpu", **{flag: "no"})

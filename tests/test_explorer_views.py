@@ -27,8 +27,8 @@ import nlviz.nlm  # noqa: E402
 import nlviz.plot  # noqa: E402
 from nlviz import AffinityExplorer, NonLocalBlock  # noqa: E402
 from nlviz.attention import Source  # noqa: E402
-from nlviz.controls import Controls  # noqa: E402
-from nlviz.mass import describe, mass_set, outline  # noqa: E402
+from nlviz.controls import _Controls  # noqa: E402
+from nlviz.mass import _describe, _outline, mass_set  # noqa: E402
 from nlviz.pairwise import PAIRWISE  # noqa: E402
 
 T, SVG = 3, "{http://www.w3.org/2000/svg}"
@@ -81,7 +81,7 @@ def test_a_click_checks_and_embeds_nothing(monkeypatch):
     calls = []
     for module in (nlviz.attention, nlviz.explorer, nlviz.figure3, nlviz.nlm, nlviz.plot):
         for name in ("check_int", "check_real", "check_bool", "check_choice", "check_query",
-                     "check_finite", "check_tensor", "as_array"):  # fmt: skip
+                     "check_finite", "check_tensor", "_check_tensor", "as_array"):  # fmt: skip
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, lambda *a, _n=name, **k: calls.append(_n))
     monkeypatch.setattr(NonLocalBlock, "embed", lambda *a: calls.append("embed"))
@@ -180,7 +180,7 @@ def test_the_save_button_writes_into_the_working_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     features, frames = make_inputs()
     explorer = AffinityExplorer.from_block(make_block(), features, frames, name="my block")
-    controls = Controls(explorer)
+    controls = _Controls(explorer)
     explorer.controls = controls
     controls.save.click()
     controls.format.value = "svg"
@@ -211,15 +211,15 @@ def test_mass_set_is_the_smallest_set_holding_the_share():
     assert not mask.any() and np.isnan(inside).all()  # a dead ReLU: no mass
     signed = np.array([[[0.5, -2.0, 0.1]]])  # the dot product: counted by |w|
     assert mass_set(signed, 0.5)[0].tolist() == [[[False, True, False]]]
-    assert "|w|" in describe(*mass_set(signed, 0.5), 0.5, True)
-    assert describe(None, None, None, False) == ""
+    assert "|w|" in _describe(*mass_set(signed, 0.5), 0.5, True)
+    assert _describe(None, None, None, False) == ""
 
 
 def test_outline_goes_around_the_cells():
-    assert len(outline(np.array([[1]]))) == 4
-    assert len(outline(np.array([[1, 1], [0, 0]]))) == 6
-    assert len(outline(np.array([[1, 0], [0, 1]]))) == 8  # two cells touching at a corner
-    assert len(outline(np.zeros((3, 3)))) == 0
+    assert len(_outline(np.array([[1]]))) == 4
+    assert len(_outline(np.array([[1, 1], [0, 0]]))) == 6
+    assert len(_outline(np.array([[1, 0], [0, 1]]))) == 8  # two cells touching at a corner
+    assert len(_outline(np.zeros((3, 3)))) == 0
 
 
 @pytest.mark.parametrize("pairwise", PAIRWISE)

@@ -283,7 +283,7 @@ def test_unknown_pairwise_lists_the_valid_names():
         (((1, 3, 2), (1, 4, 2), (4, 2)), ValueError, "g.*3 dims"),
         (("list", (1, 4, 2), (1, 4, 2)), TypeError, "theta.*Tensor.*list"),
         (((1, 3, 2), "str", (1, 4, 2)), TypeError, "phi.*Tensor.*str"),
-        (((1, 3, 2), (1, 0, 2), (1, 0, 2)), ValueError, "phi.*one position"),
+        (((1, 3, 2), (1, 0, 2), (1, 0, 2)), ValueError, "phi.*no empty"),
         (((1, 3, 2), "float64", (1, 4, 2)), ValueError, "phi.*dtype.*float32.*float64"),
     ],
 )

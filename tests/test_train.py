@@ -394,6 +394,14 @@ CLI_ERRORS = [
     (("nlviz.video", "--n", "-1"), "--n: expected"),
     (("nlviz.video", "--out", "s.npz", "--frobnicate"), "unrecognized arguments"),
 ]
+# An unwritable, empty or folder --out, for every CLI: one line naming --out, exit status 2.
+OUT_CLI = {"nlviz.train": ("--config", "tiny"), "nlviz.denoise": ("--config", "tiny"),
+           "nlviz.video": ("--n", "1"),
+           "nlviz.experiments": ("--config", "tiny", "--checkpoints", "")}  # fmt: skip
+BAD_OUT = {"/proc/x.pt": "the folder /proc is not writable", "": "expected a file path",
+           ".": "expected a file path"}  # fmt: skip
+CLI_ERRORS += [((cli, *args, "--out", out), f"--out: {message}")
+               for cli, args in OUT_CLI.items() for out, message in BAD_OUT.items()]  # fmt: skip
 
 # One interpreter runs every command's main() as `python -m` would (argv, stderr, exit status),
 # so that the eight cases cost one import of torch; an exception escaping main() fails the case.
@@ -464,3 +472,86 @@ def test_config_and_evaluate_reject_bad_values():
         evaluate(model, videos, labels, batch_size=-1)
     with pytest.raises(ValueError, match="labels: expected one per video"):
         evaluate(model, videos[:0], labels[:0])
+
+
+def _fit(**changes):
+    """``fit`` on a linear model: two batches an epoch; ``changes`` replace its arguments."""
+    from nlviz.train import fit
+
+    def step(model, batch, device):
+        return model(batch).square().mean(), None, 1
+
+    kw = {"model": torch.nn.Linear(2, 1), "batches": lambda: [torch.ones(1, 2)] * 2,
+          "step": step, "validate": lambda model: {}, "epochs": 3, "lr": 0.01, "desc": "t",
+          "weight_decay": 0.0, "device": torch.device("cpu"), "progress": False}  # fmt: skip
+    return fit(**(kw | changes))
+
+
+def test_fit_stops_at_the_step_whose_loss_is_not_finite():
+    assert len(_fit()["train_loss"]) == 3
+    calls = []
+
+    def step(model, batch, device):
+        calls.append(1)
+        loss = model(batch).square().mean()
+        return loss * float("nan" if len(calls) == 3 else 1), None, 1
+
+    with pytest.raises(ValueError, match=r"^loss: not finite at step 3 \(epoch 2\)"):
+        _fit(step=step)
+    assert len(calls) == 3  # no step after it
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "name"),
+    [({"epochs": 10**9}, ValueError, "epochs"), ({"epochs": True}, TypeError, "epochs"),
+     ({"lr": float("nan")}, ValueError, "lr"), ({"weight_decay": -1.0}, ValueError, "weight_decay"),
+     ({"clip": 0.0}, ValueError, "clip"), ({"ema": 1.0}, ValueError, "ema"),
+     ({"ema": float("inf")}, ValueError, "ema"), ({"progress": "no"}, TypeError, "progress"),
+     ({"device": "cpu"}, TypeError, "device"), ({"step": 3}, TypeError, "step"),
+     ({"on_epoch": 3}, TypeError, "on_epoch"), ({"model": 3}, TypeError, "model")],
+)  # fmt: skip
+def test_fit_checks_its_arguments_before_the_first_step(changes, error, name):
+    with pytest.raises(error, match=f"^{name}: expected"):
+        _fit(**changes)
+
+
+def test_checks_of_utils_refuse_their_own_bad_flags():
+    from nlviz.utils import check_choice, check_int, check_real, pick_device
+
+    with pytest.raises(TypeError, match="^odd: expected True or False"):
+        check_int("n", 3, odd="no")
+    with pytest.raises(TypeError, match="^strict: expected True or False"):
+        check_real("x", 0.5, strict=1)
+    with pytest.raises(TypeError, match="^choices: expected a tuple or list"):
+        check_choice("scale", "gl", choices="loglinear")  # not a substring match
+    with pytest.raises(ValueError, match="^device: expected one of"):
+        pick_device("nope")
+
+
+def test_readers_and_writers_refuse_bad_input_by_name(tmp_path):
+    from nlviz.checkpoint import make_checkpoint, seal
+    from nlviz.train import evaluate, make_data
+    from nlviz.video import load_sample
+
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip")
+    for call, error, name in [
+        (lambda: plan("nope"), ValueError, "task"), (lambda: tables(plan(), 3), ValueError, "task"),
+        (lambda: summarise([], "nope"), ValueError, "task"),
+        (lambda: checkpoint_name(plan()[1], "nope"), ValueError, "task"),
+        (lambda: read_csv(tmp_path), FileNotFoundError, "path"),
+        (lambda: read_csv(""), TypeError, "path"), (lambda: read_csv(3), TypeError, "path"),
+        (lambda: run(config="tiny", device="nope"), ValueError, "device"),
+        (lambda: run(config="tiny", out=""), TypeError, "out"),
+        (lambda: run(config="tiny", checkpoints=3), TypeError, "checkpoints"),
+        (lambda: seal(3), TypeError, "checkpoint"), (lambda: seal({}), TypeError, "checkpoint"),
+        (lambda: make_checkpoint(3, {"metrics": {}}, {}), TypeError, "model"),
+        (lambda: make_checkpoint(torch.nn.Linear(1, 1), {}, {}), TypeError, "info"),
+        (lambda: load_checkpoint(3), TypeError, "path"),
+        (lambda: load_sample(3), TypeError, "path"),
+        (lambda: load_sample(tmp_path / "garbage.npz"), ValueError, "path"),
+        (lambda: make_data("nope", "val", 2), TypeError, "config"),
+        (lambda: evaluate(3, torch.zeros(1), torch.zeros(1)), TypeError, "model"),
+        (lambda: train(TINY, overwrite="no"), TypeError, "overwrite"),
+    ]:  # fmt: skip
+        with pytest.raises(error, match=f"^{name}: "):
+            call()
