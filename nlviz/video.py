@@ -47,6 +47,9 @@ SPRITE_NAMES = ("face", "cat", "cup", "coin", "cameraman", "colour wheel", "logo
 TEXTURES = ("grass", "brick", "gravel")
 SPLITS, TASKS, REF = ("train", "val", "test"), ("classify", "track"), 0
 SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "videos_sample.npz"
+_FIELDS = dict(videos=(np.uint8, "NTHW3"), labels=(np.integer, "N", "NK"),
+               masks=(np.integer, "NTHW"), tracks=(np.floating, "NKT2"), radius=(np.floating, "NK"),
+               colors=(np.integer, "N2", "N0"), sprites=(np.integer, "N0", "NK"))  # fmt: skip
 
 
 @dataclass
@@ -66,6 +69,20 @@ class VideoBatch:
     masks: np.ndarray
     sprites: np.ndarray
 
+    def __post_init__(self):  # O(1): each field's dtype and layout (_FIELDS), one N, T, H, W, K
+        track = getattr(self.labels, "ndim", 0) == 2  # "track" labels are (N, K)
+        sizes = {}  # each letter's size, as the first field with it says
+        for name, (kind, *layouts) in _FIELDS.items():
+            layout = layouts[-1] if track else layouts[0]
+            want = f"{kind.__name__} ({', '.join(layout)})"
+            a = _check_type(name, getattr(self, name), np.ndarray, f"a NumPy array, {want}")
+            shape = [sizes.setdefault(c, d) if c.isalpha() else int(c)
+                     for c, d in zip(layout, a.shape, strict=False)]  # fmt: skip
+            if not np.issubdtype(a.dtype, kind) or a.ndim != len(layout) or shape != list(a.shape):
+                raise ValueError(f"{name}: expected {want}, got {a.dtype} {a.shape}")
+        if not np.isfinite(self.radius).all():  # tracks are NaN where an object is absent
+            raise ValueError("radius: expected finite values, got NaN or inf")
+
     def __len__(self) -> int:
         return len(self.videos)
 
@@ -84,8 +101,7 @@ def _track(rng, n: int, r: float, size: int, speed) -> np.ndarray:
     vel = rng.uniform(*speed) * np.array([np.sin(angle), np.cos(angle)])
     out = np.empty((n, 2), np.float32)
     for t in range(n):
-        out[t] = pos
-        pos = pos + vel
+        out[t], pos = pos, pos + vel
         for k in range(2):
             if not lo <= pos[k] <= hi:  # reflect at the border
                 edge = lo if pos[k] < lo else hi
@@ -96,8 +112,7 @@ def _track(rng, n: int, r: float, size: int, speed) -> np.ndarray:
 def _texture(rng, size: int) -> np.ndarray:
     """A smooth low-saturation texture (H, W, 3) in [0, 1]: bilinear 6 x 6 noise plus grain."""
     coarse, s = rng.normal(size=(6, 6)), np.linspace(0, 5, size)
-    i = np.clip(s.astype(int), 0, 4)
-    f = s - i
+    f = s - (i := np.clip(s.astype(int), 0, 4))
     rows = coarse[i] * (1 - f[:, None]) + coarse[i + 1] * f[:, None]
     smooth = rows[:, i] * (1 - f[None]) + rows[:, i + 1] * f[None]
     lum = 0.38 + 0.07 * smooth + 0.03 * rng.normal(size=(size, size))
@@ -151,8 +166,7 @@ def _photos() -> tuple[list, list]:
 
 def _bounce(rng, frames: int, r: float, size: int, speed) -> np.ndarray:
     """Centres (frames, 2) of a straight path bouncing off the borders (a triangle wave)."""
-    lo, span = r, size - 1 - 2 * r
-    angle = rng.uniform(0, 2 * np.pi)
+    lo, span, angle = r, size - 1 - 2 * r, rng.uniform(0, 2 * np.pi)
     vel = rng.uniform(*speed) * np.array([np.sin(angle), np.cos(angle)])
     u = (rng.uniform(0, span, 2) + vel * np.arange(frames)[:, None]) % (2 * span)
     return lo + np.where(u > span, 2 * span - u, u)
@@ -193,17 +207,8 @@ def _track_video(rng, frames: int, size: int, k: int) -> dict:
 def generate(n: int, *, task="classify", split="train", seed=0, start=0, frames=None, size=None,
              objects=4) -> VideoBatch:  # fmt: skip
     """Videos ``start .. start + n - 1`` of ``split`` of ``task`` for ``seed`` (module docstring):
-    a ``VideoBatch`` with videos (n, T, size, size, 3) uint8.
-
-    Parameters
-    ----------
-    n, start : int
-        How many videos, and the index of the first.
-    frames, size : int, optional
-        T and H = W (default 8 and 32 for "classify", 4 and 48 for "track").
-    objects : int
-        K, the objects of a "track" video (3 to 10).
-    """
+    a ``VideoBatch`` of videos (n, T, size, size, 3) uint8, T = ``frames`` and H = W = ``size``
+    (default 8 and 32 for "classify", 4 and 48 for "track"), K = ``objects`` (3 to 10, "track")."""
     track = check_choice("task", task, TASKS) == "track"
     n, start = check_int("n", n, minimum=0, maximum=100_000), check_int("start", start, minimum=0)
     split, seed = check_choice("split", split, SPLITS), check_int("seed", seed, minimum=0)
@@ -221,11 +226,9 @@ def generate(n: int, *, task="classify", split="train", seed=0, start=0, frames=
 
 
 def to_tensor(videos: np.ndarray) -> Tensor:
-    """uint8 (N, T, H, W, 3) -> float32 (N, 3, T, H, W) in [-1, 1], contiguous.
-
-    Contiguous, not a permuted view: conv backward on a channels-last 5-D tensor corrupts the
-    heap on some CPUs (torch 2.13 on AMD) and is not deterministic there.
-    """
+    """uint8 (N, T, H, W, 3) -> float32 (N, 3, T, H, W) in [-1, 1], contiguous, not a permuted
+    view: conv backward on a channels-last 5-D tensor corrupts the heap on some CPUs (torch 2.13
+    on AMD) and is not deterministic there."""
     ok = isinstance(videos, np.ndarray) and videos.dtype == np.uint8 and videos.ndim == 5
     if not ok or videos.shape[-1] != 3:
         got = f"{videos.dtype} {videos.shape}" if isinstance(videos, np.ndarray) else type(videos)
@@ -265,15 +268,14 @@ def load_sample(path=None) -> VideoBatch:
     """The committed sample (``data/videos_sample.npz``: the first 48 test videos) or another."""
     if not (path := SAMPLE_FILE if path is None else _as_path("path", path)).is_file():
         raise FileNotFoundError(f"path: no video sample at {path}")
-    names = [f.name for f in fields(VideoBatch)]
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as err:  # noqa: BLE001 - whatever np.load refuses is "not a sample"
         raise ValueError(f"path: {path} is not a video sample ({err})") from err
     with npz as f:
-        if missing := [key for key in names if key not in f]:
+        if missing := [key for key in _FIELDS if key not in f]:
             raise ValueError(f"path: {path} is not a video sample (missing {missing})")
-        return VideoBatch(*(f[key] for key in names))
+        return VideoBatch(**{key: f[key] for key in _FIELDS})
 
 
 def main(argv=None) -> int:
