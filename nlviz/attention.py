@@ -290,8 +290,6 @@ class Source:
 
 
 # --------------------------------------------------------------------------- measured, on masks
-
-
 def _embed64(block: NonLocalBlock, features) -> tuple[Tensor, Tensor, Tensor | None]:
     """theta, the pooled phi and w_f of ``block`` on the first input of ``features``, float64."""
     if not isinstance(block, NonLocalBlock):

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nlviz.utils import _as_path, _check_type, atomic_write
+from nlviz.utils import as_path, atomic_write, check_type
 
 __all__ = ["FORMAT", "seal", "make_checkpoint", "save_checkpoint", "read_checkpoint"]
 
@@ -45,10 +45,10 @@ def seal(checkpoint: dict) -> dict:
 def make_checkpoint(model: nn.Module, info: dict, history: dict) -> dict:
     """The sealed checkpoint of a trained model: ``info`` (kind, model, config, metrics...),
     the history and the weights, copied to the CPU."""
-    _check_type("model", model, nn.Module, "an nn.Module")
+    check_type("model", model, nn.Module, "an nn.Module")
     if not isinstance(info, dict) or not isinstance(info.get("metrics"), dict):
         raise TypeError(f"info: expected a dict with a 'metrics' dict, got {info!r:.80}")
-    _check_type("history", history, dict, "a dict of lists")
+    check_type("history", history, dict, "a dict of lists")
     state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     info = {**info, "metrics": {k: float(v) for k, v in info["metrics"].items()}}
     hist = {k: [float(v) for v in vs] for k, vs in history.items()}
@@ -87,8 +87,8 @@ def read_checkpoint(path, build) -> tuple[nn.Module, dict]:
     FileNotFoundError if there is no file; ValueError naming the file if it is not a readable
     checkpoint of this format, has an entry of the wrong type, non-finite weights or an invalid
     model, or if weights and config do not match each other or the digest (edited, corrupt)."""
-    _check_type("build", build, Callable, "a function of a checkpoint")
-    if not (path := _as_path("path", path)).is_file():
+    check_type("build", build, Callable, "a function of a checkpoint")
+    if not (path := as_path("path", path)).is_file():
         raise FileNotFoundError(f"path: no checkpoint at {path}")
     if path.stat().st_size > MAX_BYTES:
         raise ValueError(f"path: {path} is larger than {MAX_BYTES} bytes: not a checkpoint")

@@ -31,7 +31,7 @@ from nlviz.block import NonLocalBlock, Windowed
 from nlviz.checkpoint import make_checkpoint, read_checkpoint
 from nlviz.fingerprint import fingerprint, machine
 from nlviz.train import fit
-from nlviz.utils import _check_type, as_array, check_bool, check_choice, check_int, check_real
+from nlviz.utils import as_array, check_bool, check_choice, check_int, check_real, check_type
 
 __all__ = ["VARIANTS", "TRAIN_IMAGES", "VAL_COLUMNS", "EVAL_IMAGES", "SIGMAS", "CHECKPOINTS",
            "eval_image", "train_split", "add_noise", "sample_batch", "DenoiseNet", "Config",
@@ -97,9 +97,8 @@ def add_noise(image: np.ndarray, sigma: float, seed) -> np.ndarray:
 
 def sample_batch(regions, rng, batch: int, patch: int, sigmas) -> tuple[Tensor, ...]:
     """(noisy (B, 1, P, P), sigma (B,), clean (B, 1, P, P)): each patch from a region drawn
-    uniformly (every image as often), rotated and flipped at random, sigma uniform in ``sigmas``
-    (of 255). Checked in O(len(regions)): it runs at every step."""
-    _check_type("rng", rng, np.random.Generator, "a np.random.Generator")
+    uniformly (every image as often), rotated and flipped at random, sigma uniform in ``sigmas``."""
+    check_type("rng", rng, np.random.Generator, "a np.random.Generator")
     batch = check_int("batch", batch, minimum=1, maximum=4096)
     patch = check_int("patch", patch, minimum=1, maximum=4096)
     if not isinstance(sigmas, tuple | list) or len(sigmas) != 2:
@@ -109,6 +108,10 @@ def sample_batch(regions, rng, batch: int, patch: int, sigmas) -> tuple[Tensor, 
         raise TypeError(f"regions: expected a list of grey images (H, W), got {regions!r:.80}")
     if any(not isinstance(r, np.ndarray) or r.ndim != 2 or min(r.shape) < patch for r in regions):
         raise ValueError(f"regions: expected grey images (H, W) of at least {patch} x {patch}")
+    return _sample_batch(regions, rng, batch, patch, sigmas)
+
+
+def _sample_batch(regions, rng, batch, patch, sigmas) -> tuple[Tensor, ...]:  # a training step's
     clean = np.empty((batch, 1, patch, patch), np.float32)
     for b, k in enumerate(rng.integers(len(regions), size=batch)):
         y, x = (rng.integers(0, s - patch + 1) for s in regions[k].shape)
@@ -148,7 +151,7 @@ class DenoiseNet(nn.Module):
 
     def inputs(self, v: Tensor, sigma) -> Tensor:
         """(B, 5, ceil(H / 2), ceil(W / 2)): the components (odd sizes replicate) and sigma."""
-        _check_type("v", v, Tensor, "a float32 tensor (B, 1, H, W)")
+        check_type("v", v, Tensor, "a float32 tensor (B, 1, H, W)")
         if v.dtype != torch.float32 or v.ndim != 4 or v.shape[1] != 1 or v.numel() == 0:
             raise ValueError(f"v: expected a float32 (B, 1, H, W) tensor, got {v.dtype} {v.shape}")
         if not isinstance(sigma, Tensor):  # a tensor (B,) in training: not checked
@@ -168,9 +171,10 @@ class DenoiseNet(nn.Module):
         the block weighs 2 x 2 cells, each cell's weight shared evenly by its pixels."""
         if self.variant == "plain":
             raise ValueError("variant: the plain CNN has no non-local block to look at")
-        f = self.layers[: self.block_index](self.inputs(v[:1], sigma))
+        x0 = self.inputs(check_type("v", v, Tensor, "a float32 tensor (B, 1, H, W)")[:1], sigma)
+        y, x = utils.check_query(query, tuple(v.shape[2:]))  # v (B, 1, H, W): checked by inputs
         utils.check_finite("v", v[:1])
-        y, x = utils.check_query(query, tuple(v.shape[2:]))
+        f = self.layers[: self.block_index](x0)
         w = self.layers[self.block_index].attention(f, (y // 2, x // 2))[0].cpu()
         (H, W), ones = v.shape[2:], torch.ones(1, 1, *v.shape[2:])
         cells = F.avg_pool2d(ones, 2, ceil_mode=True, divisor_override=1)[0, 0]
@@ -240,7 +244,7 @@ def _step(model, batch, device):
 def _resolve(config, variant, seed) -> tuple[str, Config, int]:
     name = config if isinstance(config, str) else "custom"
     config = CONFIGS[check_choice("config", config, tuple(CONFIGS))] if name != "custom" else config
-    _check_type("config", config, Config, "a name or a Config")
+    check_type("config", config, Config, "a name or a Config")
     check_choice("variant", variant, VARIANTS)
     return name, config, check_int("seed", seed, minimum=0, maximum=2**32 - 1)
 
@@ -256,7 +260,7 @@ def _init(config: Config, variant: str, seed: int) -> tuple[dict, DenoiseNet, li
 def _fingerprint(config: Config, variant: str, seed: int, model, regions) -> str:
     """The run's ``nlviz.fingerprint``: config, variant, seed; initial weights, first batch."""
     rng, sigmas = np.random.default_rng(seed), (config.sigma_min, config.sigma_max)  # as train's
-    first = sample_batch(regions, rng, config.batch_size, config.patch, sigmas)
+    first = _sample_batch(regions, rng, config.batch_size, config.patch, sigmas)
     exact = {"config": dataclasses.asdict(config), "variant": variant, "seed": seed}
     return fingerprint(model, exact, first)
 
@@ -299,7 +303,7 @@ def train(config="quick", *, variant="windowed", seed=0, device="auto", out=None
         sigmas = (config.sigma_min, config.sigma_max)
 
         def batches():
-            return [sample_batch(regions, rng, config.batch_size, config.patch, sigmas)
+            return [_sample_batch(regions, rng, config.batch_size, config.patch, sigmas)
                     for _ in range(n)]  # fmt: skip
 
         def save(state):
@@ -331,9 +335,8 @@ def load_checkpoint(path) -> tuple[DenoiseNet, dict]:
 
 
 def tiled(model: DenoiseNet, window: int) -> DenoiseNet:
-    """A copy of a whole-image ``model`` whose block runs in ``window`` x ``window`` tiles of
-    the half-size map: trained on patches of P pixels, it sees the training's P/2 x P/2
-    positions at test time with ``window = P // 2``, whatever the image's size."""
+    """A copy of a whole-image ``model``, its block in ``window`` x ``window`` tiles of half size:
+    with ``window = P // 2`` it sees the P/2 x P/2 positions of training on P-pixel patches."""
     if not isinstance(model, DenoiseNet) or model.variant != "nonlocal":
         raise ValueError(f"model: expected a whole-image DenoiseNet, got {model!r:.80}")
     window = check_int("window", window, minimum=1, maximum=1024)
@@ -366,11 +369,10 @@ def denoise(image, sigma: float, model="windowed") -> np.ndarray:
         raise TypeError(f"image: expected a float image in [0, 1], got dtype {arr.dtype}")
     if arr.min() < -1 or arr.max() > 2:
         raise ValueError(f"image: expected values in [0, 1] (plus noise), got up to {arr.max()}")
-    sigma = check_real("sigma", sigma, minimum=0)
-    if sigma > 1:
+    if (sigma := check_real("sigma", sigma, minimum=0)) > 1:
         raise ValueError(f"sigma: expected a std on the image's scale (25/255), got {sigma}")
     model = _committed(check_choice("model", model, VARIANTS)) if isinstance(model, str) else model
-    _check_type("model", model, DenoiseNet, f"a DenoiseNet or one of {VARIANTS}")
+    check_type("model", model, DenoiseNet, f"a DenoiseNet or one of {VARIANTS}")
     device = next(model.parameters()).device
     v = torch.from_numpy(np.ascontiguousarray(arr, np.float32))[None, None].to(device)
     return model.eval()(v, sigma)[0, 0].float().cpu().numpy().astype(arr.dtype)

@@ -3,7 +3,7 @@
 ``python -m nlviz.experiments`` trains every model of ``plan()`` for several seeds with
 ``nlviz.train.train``, measures top-1 on 1000 test videos and writes ``ablation_runs.csv``
 (one row per run, rewritten after each, so ``--resume`` can skip what ran), ``ablation.csv``
-(mean and sample std over seeds per model) and the seed-0 checkpoints of ``checkpoint_name``.
+(mean and sample std over seeds per model) and the seed-0 checkpoints of ``_checkpoint_name``.
 ``--jobs N`` trains N runs at once in worker processes (one per visible GPU when there are
 several); the results do not depend on it.
 """
@@ -24,10 +24,9 @@ import torch
 
 from nlviz.pairwise import PAIRWISE
 from nlviz.train import CONFIGS, evaluate, make_data, run_fingerprint, seal, train
-from nlviz.utils import Output, Parser, _as_path, check_bool, check_choice, check_int, pick_device
+from nlviz.utils import Output, Parser, as_path, check_bool, check_choice, check_int, pick_device
 
-__all__ = ["PAPER_TOP1", "COLUMNS", "RUN_COLUMNS", "plan", "tables", "checkpoint_name",
-           "summarise", "read_csv", "fingerprint", "run"]  # fmt: skip
+__all__ = ["PAPER_TOP1", "COLUMNS", "RUN_COLUMNS", "plan", "summarise", "read_csv", "run"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "data" / "results" / "ablation.csv"  # "classify"; "track": track.csv
@@ -64,7 +63,7 @@ def plan(task: str = "classify") -> list[dict]:
     ]
 
 
-def tables(models: list[dict], task: str = "classify") -> list[tuple[str, dict]]:
+def _tables(models: list[dict], task: str = "classify") -> list[tuple[str, dict]]:
     """(experiment, model) rows of the tables, the C2D baseline first in each."""
     if check_choice("task", task, tuple(N_TEST)) == "track":
         return [("track", m) for m in models]
@@ -76,7 +75,7 @@ def _key(row: dict) -> tuple:
     return row["pairwise"], row["variant"], int(row["blocks"])
 
 
-def checkpoint_name(model: dict, task: str = "classify") -> str | None:
+def _checkpoint_name(model: dict, task: str = "classify") -> str | None:
     """``<pairwise>.pt`` for a 1-block spacetime model, ``<pairwise>_<n>blocks.pt`` for more;
     ``track_<pairwise>.pt`` for "track"."""
     track = check_choice("task", task, tuple(N_TEST)) == "track"
@@ -88,8 +87,11 @@ def checkpoint_name(model: dict, task: str = "classify") -> str | None:
 
 def summarise(runs: list[dict], task: str = "classify") -> list[dict]:
     """Rows of the runs CSV -> rows of the results CSV (accuracy in %, sample std over seeds)."""
+    bad = not isinstance(runs, list) or any(not isinstance(r, dict) for r in runs)
+    if bad or any(not r.keys() >= set(RUN_COLUMNS) for r in runs):
+        raise TypeError(f"runs: expected rows of a runs CSV (read_csv), got {runs!r:.80}")
     out = []
-    for experiment, m in tables(plan(task), task):
+    for experiment, m in _tables(plan(task), task):
         accs = [100 * float(r["test_acc"]) for r in runs if _key(r) == _key(m)]
         if not accs:
             continue
@@ -112,7 +114,7 @@ def _combined(runs: list[dict]) -> str:
     return "runs:" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def fingerprint(config: str, model: dict, seed: int) -> str:
+def _fingerprint(config: str, model: dict, seed: int) -> str:
     """The fingerprint today's code gives the run of a model of ``plan()`` (no training)."""
     pairwise = "embedded_gaussian" if model["pairwise"] == "none" else model["pairwise"]
     return run_fingerprint(config, pairwise=pairwise, variant=model["variant"],
@@ -122,7 +124,7 @@ def fingerprint(config: str, model: dict, seed: int) -> str:
 def read_csv(path, columns=COLUMNS) -> list[dict]:
     """Rows of a results CSV (``COLUMNS``) or runs CSV (``RUN_COLUMNS``), numbers converted;
     ValueError naming the file when its columns or any value are not as expected."""
-    if not (path := _as_path("path", path)).is_file():
+    if not (path := as_path("path", path)).is_file():
         raise FileNotFoundError(f"path: no CSV file at {path}")
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
@@ -197,12 +199,6 @@ def _runs(todo, config, device, jobs, threads):
             pool.shutdown(cancel_futures=True)
 
 
-def _report(row: dict) -> None:
-    print(f"  {row['model']} {row['pairwise']}/{row['variant']} blocks={row['blocks']} "
-          f"seed={row['seed']}: test_acc={row['test_acc']:.3f} "
-          f"({row['train_seconds']:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
-
-
 def run(*, config="full", seeds=3, device="auto", out=None, checkpoints=CHECKPOINTS,
         overwrite=False, resume=False, jobs=1, threads=None) -> list[dict]:  # fmt: skip
     """Train every model of ``plan(task)`` for ``seeds`` seeds, the task of ``config`` ("full":
@@ -217,11 +213,11 @@ def run(*, config="full", seeds=3, device="auto", out=None, checkpoints=CHECKPOI
     replace = check_bool("overwrite", overwrite) or check_bool("resume", resume)
     task = CONFIGS[config].task
     default = RESULTS if task == "classify" else RESULTS.with_name("track.csv")
-    if (out := default if out is None else _as_path("out", out)).is_dir():
+    if (out := default if out is None else as_path("out", out)).is_dir():
         raise ValueError(f"out: expected a file path, got the folder {out}")
     runs_path, models = out.with_name(out.stem + "_runs.csv"), plan(task)
-    names = sorted({checkpoint_name(m, task) for m in models} - {None})
-    folder = None if checkpoints is None else _as_path("checkpoints", checkpoints)
+    names = sorted({_checkpoint_name(m, task) for m in models} - {None})
+    folder = None if checkpoints is None else as_path("checkpoints", checkpoints)
     paths = [out, runs_path] + ([folder / n for n in names] if folder else [])
     claims = []
     try:
@@ -236,8 +232,10 @@ def run(*, config="full", seeds=3, device="auto", out=None, checkpoints=CHECKPOI
         for row, ckpt in _runs(todo, config, device, jobs, threads):
             runs = sorted([*runs, row], key=lambda r: (r["seed"], order.index(_key(r))))
             claims[1].write(lambda fh, rs=runs: fh.write(_csv_bytes(rs, RUN_COLUMNS)))
-            _report(row)
-            name = checkpoint_name(row, task)
+            print(f"  {row['model']} {row['pairwise']}/{row['variant']} blocks={row['blocks']} "
+                  f"seed={row['seed']}: test_acc={row['test_acc']:.3f} "
+                  f"({row['train_seconds']:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+            name = _checkpoint_name(row, task)
             if folder is not None and name and row["seed"] == 0:
                 claims[2 + names.index(name)].write(lambda fh, c=ckpt: torch.save(c, fh))
         rows = summarise(runs, task)

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nlviz.utils import check_type
+
 __all__ = ["fingerprint", "matches", "machine"]
 
 VERSION = "fp1"
@@ -57,6 +59,10 @@ def fingerprint(model: nn.Module, exact: dict, pixels: tuple[torch.Tensor, ...])
         The first batch's images or videos (and masks), projected: a pixel that rounds the
         other way on another CPU changes the projections by about 1e-5.
     """
+    check_type("model", model, nn.Module, "an nn.Module")
+    check_type("exact", exact, dict, "a dict of plain values")
+    if not (isinstance(pixels, tuple) and pixels and all(map(torch.is_tensor, pixels))):
+        raise TypeError(f"pixels: expected a non-empty tuple of tensors, got {pixels!r:.80}")
     state = sorted(model.state_dict().items())
     h = hashlib.sha256(json.dumps(exact, sort_keys=True, default=str).encode())
     for name, t in state:

@@ -32,8 +32,6 @@ FLUSH = 16  # float32 partial sums of this many shifts are added into the float6
 
 
 # ----------------------------------------------------------------------------- checks
-
-
 def _as_planes(image, channel_axis):
     """Check ``image``; return it as float planes (C, *S) and the function that undoes that."""
     arr, colour = np.asarray(image), channel_axis is not None
@@ -74,8 +72,6 @@ def _validate(image, channel_axis, patch_size, patch_distance, h, sigma):
 
 
 # ----------------------------------------------------------------------------- the filter
-
-
 def box_sum_slices(x, k: int, stride: int, n: int, out, pairs) -> np.ndarray:
     """out[m] = sum of x[m + q * stride] for q = 0 .. k - 1 and m < n, k odd: contiguous slices.
 
@@ -204,8 +200,6 @@ def denoise_nl_means(image, patch_size=7, patch_distance=11, h=0.1, sigma=0.0,
 
 
 # ----------------------------------------------------------------------------- one position
-
-
 def nlm_weights(image, query, patch_size=7, patch_distance=11, h=0.1, sigma=0.0,
                 channel_axis=None) -> np.ndarray:  # fmt: skip
     """The weights w(i, j) that position ``query = i`` averages with, in float64.
@@ -256,8 +250,6 @@ def _weights_fn(image, patch_size=7, patch_distance=11, h=0.1, sigma=0.0, channe
 
 
 # ----------------------------------------------------------------------------- the definition
-
-
 def nlm_loop(image, patch_size=7, patch_distance=11, h=0.1, sigma=0.0,
              channel_axis=None) -> np.ndarray:  # fmt: skip
     """Non-local means as its definition: for each position i, for each j in its window, the

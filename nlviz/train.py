@@ -28,7 +28,7 @@ from nlviz.checkpoint import make_checkpoint, read_checkpoint, save_checkpoint, 
 from nlviz.fingerprint import fingerprint, machine
 from nlviz.nets import VARIANTS, TrackNet, VideoNet
 from nlviz.pairwise import PAIRWISE, check_pairwise
-from nlviz.utils import Output, Parser, _check_type, check_bool, check_choice, check_int, check_real
+from nlviz.utils import Output, Parser, check_bool, check_choice, check_int, check_real, check_type
 from nlviz.video import TASKS, generate, to_tensor, track_tensors
 
 __all__ = ["Config", "CONFIGS", "fit", "train", "evaluate", "make_data",
@@ -102,6 +102,9 @@ def _epoch(model, todo, step, opt, sched, avg, clip, device, bar, epoch) -> tupl
     for i, batch in enumerate(todo):
         with autocast(device):
             loss, right, n = step(model, batch, device)
+        if not math.isfinite(value := loss.item()):  # before the step: the weights stay finite
+            at = f"step {epoch * len(todo) + i + 1} (epoch {epoch + 1})"
+            raise ValueError(f"loss: not finite at {at}: {value}; try a lower lr or a clip")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if clip is not None:
@@ -110,9 +113,6 @@ def _epoch(model, todo, step, opt, sched, avg, clip, device, bar, epoch) -> tupl
         sched.step()
         if avg is not None:
             avg.update_parameters(model)
-        if not math.isfinite(value := loss.item()):
-            at = f"step {epoch * len(todo) + i + 1} (epoch {epoch + 1})"
-            raise ValueError(f"loss: not finite at {at}: {value}; try a lower lr or a clip")
         loss_sum, count = loss_sum + value * n, count + n
         right_sum = None if right is None else right_sum + right
         bar.update(1)
@@ -132,15 +132,15 @@ def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, des
     ``on_epoch(state)`` after every epoch: the history and the state dicts to resume from;
     ``fit(..., state=state)`` goes on as if never stopped (``batches`` must go on too).
     """
-    _check_type("model", model, nn.Module, "an nn.Module")
+    check_type("model", model, nn.Module, "an nn.Module")
     for name, fn in {"batches": batches, "step": step, "validate": validate}.items():
-        _check_type(name, fn, Callable, "a function")
-    _check_type("on_epoch", on_epoch, Callable | None, "a function or None")
+        check_type(name, fn, Callable, "a function")
+    check_type("on_epoch", on_epoch, Callable | None, "a function or None")
     check_int("epochs", epochs, minimum=1, maximum=10**5)
     check_real("lr", lr, minimum=0, maximum=1, strict=True)
     check_real("weight_decay", weight_decay, minimum=0, maximum=1)
-    _check_type("device", device, torch.device, "a torch.device (utils.pick_device)")
-    _check_type("desc", desc, str, "a str")
+    check_type("device", device, torch.device, "a torch.device (utils.pick_device)")
+    check_type("desc", desc, str, "a str")
     check_bool("progress", progress)
     if clip is not None:
         check_real("clip", clip, minimum=0, strict=True)
@@ -181,7 +181,7 @@ def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, des
 def make_data(config: Config, split: str, n: int, start: int = 0) -> tuple[torch.Tensor, ...]:
     """Videos ``start`` to ``start + n - 1`` of ``split`` as tensors: uint8 videos (n, T, H, W,
     3), then the labels ("classify"), or the int8 masks and the (n, K) labels ("track")."""
-    _check_type("config", config, Config, "a Config (CONFIGS[name])")
+    check_type("config", config, Config, "a Config (CONFIGS[name])")
     kw = {"frames": config.frames, "size": config.size, "objects": config.objects, "start": start}
     batch = generate(n, task=config.task, split=split, seed=config.data_seed, **kw)
     parts = (batch.masks, batch.labels) if config.task == "track" else (batch.labels,)
@@ -204,7 +204,7 @@ def evaluate(model: nn.Module, *data, batch_size: int = 64) -> tuple[float, floa
     """(mean cross-entropy, accuracy) in eval mode on tensors of ``make_data``: over the videos
     ("classify") or over the object pixels of the frames but the reference frame ("track")."""
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    _check_type("model", model, nn.Module, "an nn.Module")
+    check_type("model", model, nn.Module, "an nn.Module")
     if len(data) not in (2, 3) or not all(isinstance(t, torch.Tensor) for t in data):
         raise TypeError(f"videos: expected the tensors of make_data, got {data!r:.80}")
     if len(data[0]) == 0 or any(len(t) != len(data[0]) for t in data):
@@ -266,7 +266,7 @@ def run_fingerprint(config="quick", *, pairwise="embedded_gaussian", variant="sp
 def _resolve(config, pairwise, variant, seed, blocks) -> tuple[str, Config, int]:
     name = config if isinstance(config, str) else "custom"
     config = CONFIGS[check_choice("config", config, tuple(CONFIGS))] if name != "custom" else config
-    _check_type("config", config, Config, "a name or a Config")
+    check_type("config", config, Config, "a name or a Config")
     check_pairwise(pairwise)
     blocks = 0 if check_choice("variant", variant, VARIANTS) == "none" else blocks
     blocks = check_int("blocks", config.blocks if blocks is None else blocks, minimum=0, maximum=4)
@@ -295,6 +295,8 @@ def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", 
     name, config, seed = _resolve(config, pairwise, variant, seed, blocks)
     check_bool("progress", progress)
     check_bool("overwrite", overwrite)
+    if data is not None and not (isinstance(data, dict) and {"train", "val"} <= data.keys()):
+        raise TypeError(f"data: expected a dict of make_data (train, val), got {data!r:.80}")
     dev = device if isinstance(device, torch.device) else utils.pick_device(device)
     claim = nullcontext() if out is None else Output(out, overwrite=overwrite, name="out")
     with claim:

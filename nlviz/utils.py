@@ -1,7 +1,8 @@
 """Shared helpers: argument checks, device and seed, the one atomic write, the CLI parser.
 
-Every check raises TypeError or ValueError with a message that starts with the argument's
-name and says what was expected and what came.
+Public: ``pick_device`` and ``seed_everything``. The rest is nlviz's own plumbing, called at
+its public entry points: every check raises TypeError or ValueError with a message that starts
+with the argument's name and says what was expected and what came.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["check_int", "check_real", "check_bool", "check_choice", "check_finite", "check_query",
-           "as_array", "pick_device", "seed_everything", "Output", "atomic_write",
-           "Parser"]  # fmt: skip
+__all__ = ["pick_device", "seed_everything"]
 
 
 def check_int(name: str, value, *, minimum=None, maximum=None, odd: bool = False) -> int:
@@ -57,13 +56,13 @@ def check_bool(name: str, value) -> bool:
 
 
 def check_choice(name: str, value, choices: tuple | list):
-    _check_type("choices", choices, tuple | list, "a tuple or list of choices")
+    check_type("choices", choices, tuple | list, "a tuple or list of choices")
     if not isinstance(value, str | int) or isinstance(value, bool) or value not in choices:
         raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
     return value
 
 
-def _check_type(name: str, value, kind, what: str):
+def check_type(name: str, value, kind, what: str):
     """``value`` if an instance of ``kind`` (a class or a union), else TypeError: ``what``."""
     if not isinstance(value, kind):
         raise TypeError(f"{name}: expected {what}, got {type(value).__name__}")
@@ -72,7 +71,7 @@ def _check_type(name: str, value, kind, what: str):
 
 def check_finite(name: str, array) -> None:
     """ValueError if a NumPy array or a torch tensor holds NaN or inf."""
-    _check_type(name, array, torch.Tensor | np.ndarray, "a NumPy array or a tensor")
+    check_type(name, array, torch.Tensor | np.ndarray, "a NumPy array or a tensor")
     is_tensor = isinstance(array, torch.Tensor)
     if not bool(torch.isfinite(array).all() if is_tensor else np.isfinite(array).all()):
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
@@ -103,7 +102,7 @@ def as_array(name: str, value, ndims=(2,), *, channels=()) -> np.ndarray:
     one more dimension if the last has a size in ``channels`` (colour, e.g. (3, 4))."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
-    _check_type(name, value, np.ndarray | list | tuple, "a NumPy array")
+    check_type(name, value, np.ndarray | list | tuple, "a NumPy array")
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
@@ -116,7 +115,7 @@ def as_array(name: str, value, ndims=(2,), *, channels=()) -> np.ndarray:
     return arr
 
 
-def _as_path(name: str, path) -> Path:
+def as_path(name: str, path) -> Path:
     """``path`` as a Path: TypeError unless a non-empty str or os.PathLike."""
     if not isinstance(path, str | os.PathLike) or str(path) == "":
         raise TypeError(f"{name}: expected a file path (str or Path), got {path!r}")
@@ -163,7 +162,7 @@ class Output(contextlib.AbstractContextManager):
     moves it onto the path."""
 
     def __init__(self, path, *, overwrite: bool = False, name: str = "path") -> None:
-        path, self.prefix = _as_path(name, path), f".{Path(path).name}."
+        path, self.prefix = as_path(name, path), f".{Path(path).name}."
         if path.is_dir():
             raise ValueError(f"{name}: expected a file path, got the folder {path}")
         if not check_bool("overwrite", overwrite) and path.exists():

@@ -27,7 +27,7 @@ from skimage.transform import resize
 from torch import Tensor
 
 from nlviz.nets import PLACES, VARIANTS, TrackNet, VideoNet, count_parameters
-from nlviz.utils import Parser, _as_path, _check_type, atomic_write, check_choice, check_int
+from nlviz.utils import Parser, as_path, atomic_write, check_choice, check_int, check_type
 
 __all__ = ["PALETTE", "COLOR_NAMES", "CLASS_NAMES", "SPRITES", "SPLITS", "TASKS", "REF",
            "VideoBatch", "generate", "to_tensor", "track_tensors", "save_sample", "load_sample",
@@ -75,7 +75,7 @@ class VideoBatch:
         for name, (kind, *layouts) in _FIELDS.items():
             layout = layouts[-1] if track else layouts[0]
             want = f"{kind.__name__} ({', '.join(layout)})"
-            a = _check_type(name, getattr(self, name), np.ndarray, f"a NumPy array, {want}")
+            a = check_type(name, getattr(self, name), np.ndarray, f"a NumPy array, {want}")
             shape = [sizes.setdefault(c, d) if c.isalpha() else int(c)
                      for c, d in zip(layout, a.shape, strict=False)]  # fmt: skip
             if not np.issubdtype(a.dtype, kind) or a.ndim != len(layout) or shape != list(a.shape):
@@ -259,14 +259,14 @@ def track_tensors(videos, masks, labels) -> tuple[Tensor, Tensor]:
 
 def save_sample(path, batch: VideoBatch, *, overwrite: bool = False) -> Path:
     """Save a ``VideoBatch`` as a compressed npz, atomically."""
-    _check_type("batch", batch, VideoBatch, "a VideoBatch (generate)")
+    check_type("batch", batch, VideoBatch, "a VideoBatch (generate)")
     arrays = {f.name: getattr(batch, f.name) for f in fields(VideoBatch)}
     return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays), overwrite=overwrite)
 
 
 def load_sample(path=None) -> VideoBatch:
     """The committed sample (``data/videos_sample.npz``: the first 48 test videos) or another."""
-    if not (path := SAMPLE_FILE if path is None else _as_path("path", path)).is_file():
+    if not (path := SAMPLE_FILE if path is None else as_path("path", path)).is_file():
         raise FileNotFoundError(f"path: no video sample at {path}")
     try:
         npz = np.load(path, allow_pickle=False)

@@ -20,7 +20,8 @@ from torch import nn
 from nlviz import denoise
 from nlviz import train as T
 from nlviz.checkpoint import read_checkpoint
-from nlviz.experiments import COLUMNS, RUN_COLUMNS, fingerprint, read_csv, summarise
+from nlviz.experiments import COLUMNS, RUN_COLUMNS, read_csv, summarise
+from nlviz.experiments import _fingerprint as fingerprint  # what today's code gives a run
 from nlviz.fingerprint import fingerprint as raw_fingerprint
 from nlviz.fingerprint import machine, matches
 from nlviz.nets import VideoNet

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nlviz"
 # train <- experiments; the static figures (plot, figure3) never reach the widget (explorer).
 LAYERS = {
     "utils": 0,
-    "fingerprint": 0,
+    "fingerprint": 1,
     "checkpoint": 1,
     "nlm": 1,
     "pairwise": 1,

@@ -9,16 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from nlviz.experiments import (
-    COLUMNS,
-    RUN_COLUMNS,
-    checkpoint_name,
-    plan,
-    read_csv,
-    run,
-    summarise,
-    tables,
-)
+from nlviz.experiments import COLUMNS, RUN_COLUMNS, plan, read_csv, run, summarise
+from nlviz.experiments import _checkpoint_name as checkpoint_name  # internal helpers
+from nlviz.experiments import _tables as tables
 from nlviz.train import CONFIGS, Config, load_checkpoint, save_checkpoint, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,6 +153,8 @@ def test_experiment_plan_and_summary():
         {
             **m,
             "seed": s,
+            "config": "full",
+            "val_acc": 0.5,
             "test_acc": 0.5 + 0.1 * s,
             "device": "cpu",
             "cpu": "x (AVX2)",
