@@ -12,8 +12,9 @@ drift hits both alike; the table gives the median over rounds and the ratio afte
   version's own training loop draws it, per step;
 - click: ``AffinityExplorer.select`` + ``redraw`` at T = 8, a 28 x 28 grid, C = 64, under Agg.
 
-Run: ``python benchmarks/bench_hot_paths.py --against REV [--rounds N]``: REV (a commit, e.g.
-the one before the change) is checked out in a temporary git worktree and imported from there.
+Run: ``python benchmarks/bench_hot_paths.py --against REV [--at REV2] [--rounds N]``: REV (a
+commit, e.g. the one before the change) is checked out in a temporary git worktree and imported
+from there, against this working tree or, with ``--at``, commit REV2 checked out the same way.
 Timings vary with the CPU and its load: read the ratios of one run, not times across machines.
 """
 
@@ -118,6 +119,7 @@ def _measure(tree: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", help="the version to compare with (a git commit)")
+    parser.add_argument("--at", help="the version measured (default: this working tree)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -125,22 +127,26 @@ def main() -> None:
         return child()
     if not args.against:
         parser.error("--against: expected a git commit to compare with, e.g. HEAD~1")
+    git = ["git", "-C", str(ROOT), "worktree"]
     with tempfile.TemporaryDirectory() as tmp:
-        before = Path(tmp) / "before"
-        git = ["git", "-C", str(ROOT), "worktree"]
-        subprocess.run([*git, "add", "--detach", str(before), args.against], check=True,
-                       capture_output=True)  # fmt: skip
+        trees = {"before": Path(tmp) / "before", "after": Path(tmp) / "after" if args.at else ROOT}
+        made = [(trees[k], rev) for k, rev in (("before", args.against), ("after", args.at)) if rev]
         try:
+            for tree, rev in made:
+                subprocess.run([*git, "add", "--detach", str(tree), rev], check=True,
+                               capture_output=True)  # fmt: skip
             runs = {"before": [], "after": []}
             for r in range(args.rounds):
-                for name, tree in (("before", before), ("after", ROOT))[:: 1 - 2 * (r % 2)]:
-                    runs[name].append(_measure(tree))
+                for name in ("before", "after")[:: 1 - 2 * (r % 2)]:
+                    runs[name].append(_measure(trees[name]))
                 print(f"  round {r + 1} / {args.rounds}", file=sys.stderr, flush=True)
         finally:
-            subprocess.run([*git, "remove", "--force", str(before)], check=True)
+            for tree, _ in made:
+                subprocess.run([*git, "remove", "--force", str(tree)], capture_output=True)
     from nlviz.fingerprint import machine
 
-    print(f"{machine()}, 1 thread, median of {args.rounds} rounds; before = {args.against}")
+    at = args.at or "the working tree"
+    print(f"{machine()}, 1 thread, median of {args.rounds} rounds: {args.against} -> {at}")
     print(f"{'path':<14} {'before ms':>10} {'after ms':>10} {'after / before':>15}")
     for path in PATHS:
         b, a = (1000 * statistics.median(r[path] for r in runs[k]) for k in ("before", "after"))
