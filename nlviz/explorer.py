@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
-import textwrap
+from textwrap import fill
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -150,12 +150,12 @@ class AffinityExplorer:
         height = self.fig.get_size_inches()[1]
         self.strips = [_Strip(self.fig, axes, s) for axes, s in zip(rows, sources, strict=True)]
         title = sources[0].title if len(sources) == 1 else "one pixel queried in every row"
-        self.fig.suptitle(title, fontsize=10, y=1 - 0.08 / height)
+        self.fig.suptitle(fill(title, 80), fontsize=10, y=1 - 0.06 / height)
         if len(sources) > 1:
-            for strip in self.strips:  # name each row
-                strip.axes[0].set_ylabel(textwrap.fill(strip.source.title, 30), fontsize=7)
+            for strip in self.strips:  # name each row, in at most 4 lines
+                strip.axes[0].set_ylabel(fill(strip.source.title, 24, max_lines=4), fontsize=9)
         # the title's changing line: the query, its largest weight, the mass view
-        self._where = self.fig.text(0.5, 1 - 0.36 / height, "", ha="center", va="top", fontsize=9)
+        self._where = self.fig.text(0.5, 1 - 0.4 / height, "", ha="center", va="top", fontsize=9)
         self.frame_axes, self.controls = rows[0], None
         self.colorbars, self._bar_keys = [None] * len(sources), [None] * len(sources)
         self._blitter, self._shown = _Blitter(self.fig, []), False
@@ -327,7 +327,7 @@ class AffinityExplorer:
             self.colorbars[r] = _colorbar(self.fig, self._bars[r], norm, used, label)
             kind = {"log": ", log", "signed": ", signed"}.get(used, "")
             each = "its max" if shared else "each frame's max"
-            self.colorbars[r].set_label(f"{label} ÷ {each}{kind}", fontsize=7)
+            self.colorbars[r].set_label(fill(f"{label} ÷ {each}{kind}", 22), fontsize=9)
             self._bar_keys[r] = (used, shared)
             self._blitter.invalidate()
 

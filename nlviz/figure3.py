@@ -170,8 +170,7 @@ def _colorbar(fig: Figure, cax, norm, scale: str, label: str):
     """A strip's colour bar: the heatmaps' colours, opaque; the scale named in the label."""
     note = {"signed": " (signed)", "linear": ""}.get(scale, _color_scale(np.ones(1), "log")[2])
     bar = fig.colorbar(ScalarMappable(norm, weight_cmap(scale == "signed")), cax=cax)
-    bar.set_label(label + note, fontsize=7)
-    bar.ax.tick_params(labelsize=6)
+    bar.set_label(textwrap.fill(label + note, 22), fontsize=9)
     return bar
 
 
@@ -181,11 +180,11 @@ def _frame_grid(fig: Figure, frames_shape, n_rows: int, ncols=None, header: floa
     constrained layout: redraws solve nothing."""
     t, height, width = frames_shape[:3]
     ncols = min(t, 4) if ncols is None else ncols
-    lines, cell = -(-t // ncols), min(9.0 / ncols, 3.0)
+    lines, cell = -(-t // ncols), min(5.0 / ncols, 3.0)  # <= 6.5 in wide
     fig_height = 0.25 + header + n_rows * lines * (cell * height / width + 0.3)
     fig.set_size_inches(max(cell * ncols + 1.5, 6.5), fig_height)
     top, bottom = 1 - header / fig.get_size_inches()[1], 0.1 / fig.get_size_inches()[1]
-    box = {"left": 0.06, "right": 0.92, "top": top, "bottom": bottom, "wspace": 0.06, "hspace": 0.3}
+    box = {"left": 0.12, "right": 0.86, "top": top, "bottom": bottom, "wspace": 0.06, "hspace": 0.3}
     gs = fig.add_gridspec(n_rows * lines, ncols + 1, width_ratios=[1] * ncols + [0.05], **box)
     rows = [[fig.add_subplot(gs[r * lines + f // ncols, f % ncols]) for f in range(t)]
             for r in range(n_rows)]  # fmt: skip
@@ -220,6 +219,6 @@ def figure3(explorer, queries, *, k=20, scale="auto", shared_scale=True, title=N
         strip = _Strip(fig, axes, source)
         norm, used = strip.update(source.weights(*query), query, k, scale, shared_scale)
         _colorbar(fig, bar, norm, used, source.label)
-        axes[0].set_ylabel(textwrap.fill(f"{source.name}, query {query}", 28), fontsize=7)
+        axes[0].set_ylabel(textwrap.fill(f"{source.name}, query {query}", 22), fontsize=9)
     fig.suptitle(title, fontsize=10)
     return fig, axes_rows

@@ -73,9 +73,9 @@ def _validate(image, channel_axis, patch_size, patch_distance, h, sigma):
 
 # ----------------------------------------------------------------------------- the filter
 def box_sum_slices(x, k: int, stride: int, n: int, out, pairs) -> np.ndarray:
-    """out[m] = sum of x[m + q * stride] for q = 0 .. k - 1 and m < n, k odd: contiguous slices.
+    """out[m] = sum of x[m + q * stride], q = 0 .. k - 1, m < n, k odd: contiguous slices.
 
-    First the sums of pairs, pairs[m] = x[m] + x[m + stride]; then out adds (k - 1) / 2 of them
+    First the sums of pairs, pairs[m] = x[m] + x[m + stride]; out adds (k - 1) / 2 of them
     and the last slice: (k + 1) / 2 additions of whole arrays instead of k - 1.
     """
     if k == 1:
@@ -92,13 +92,13 @@ def box_sum_slices(x, k: int, stride: int, n: int, out, pairs) -> np.ndarray:
 def shift_weights(p, n, o, k, strides, b, bufs) -> np.ndarray:
     """Unnormalised weights exp(-d(i, i + o)) of the flat positions i < n, float32 (n,).
 
-    ``p`` (C, L) is the padded image, flat, scaled so that the box sum of squared differences
-    is mean / h**2; ``b`` is 2 sigma**2 / h**2. ``strides`` are those of the padded layout,
-    ``bufs`` four float32 work rows, the last all zeros; the result is a view into one of them.
+    ``p`` (C, L) is the padded image, flat, scaled so the box sum of squared differences
+    is mean / h**2; ``b`` is 2 sigma**2 / h**2; ``strides``: those of the padded layout,
+    ``bufs`` four float32 work rows, the last all zeros; the result is a view into one.
     """
     m = n + (k - 1) * sum(strides)
     sqd, e = bufs[0, :m], bufs[1, :m]
-    np.subtract(p[0, :m], p[0, o : o + m], out=sqd)  # 1. squared differences, all channels
+    np.subtract(p[0, :m], p[0, o : o + m], out=sqd)  # 1. squared differences, channels
     np.square(sqd, out=sqd)
     for c in range(1, len(p)):
         np.subtract(p[c, :m], p[c, o : o + m], out=e)
@@ -114,13 +114,13 @@ def shift_weights(p, n, o, k, strides, b, bufs) -> np.ndarray:
 
 
 def nlm_shifts(planes: np.ndarray, r: int, pd: int, h: float, sigma: float) -> np.ndarray:
-    """Non-local means of float planes (C, *S), S = (H, W) or (T, H, W) -> float64 (C, *S).
+    """Non-local means of float planes (C, *S), S (H, W) or (T, H, W) -> float64 (C, *S).
 
-    ``r = patch_size // 2`` is the patch radius and ``pd`` the search radius; no input checks.
+    ``r = patch_size // 2``: the patch radius, ``pd`` the search radius; no input checks.
     One pass per shift s computes the weights w(i, i + s) of all positions i at once
     (``shift_weights``); w is symmetric, so half of the shifts serve both i and i + s. All
-    arrays are flat and share the layout of the padded image, where a shift is one offset o.
-    Pairs whose i or i + s leaves the image get weight 0. The image is mapped to [-1, 1] for
+    arrays are flat and share the padded image's layout, where a shift is an offset o.
+    Pairs whose i or i + s leave the image get weight 0. The image maps to [-1, 1] for
     float32; the sums Z(i) and sum_j w(i, j) (v(j) - v(i)) run in float32 for ``FLUSH``
     shifts, then in float64; the estimate is v(i) + that sum / Z(i).
     """
@@ -128,7 +128,7 @@ def nlm_shifts(planes: np.ndarray, r: int, pd: int, h: float, sigma: float) -> n
     nd, k = len(S), 2 * r + 1
     Sp = [n + 2 * r for n in S]  # the padded shape, and its strides in elements:
     st = [int(np.prod(Sp[a + 1 :], dtype=np.int64)) for a in range(nd)]
-    N = S[0] * st[0]  # position i = (t, y, x) lives at sum(i * st) < N in every flat array
+    N = S[0] * st[0]  # position i = (t, y, x) is at sum(i * st) < N in every flat array
     inside = (slice(None), slice(None), *(slice(0, n) for n in S[1:]))
     lo, hi = float(planes.min()) / 2, float(planes.max()) / 2
     mid, half = lo + hi, (hi - lo) or 1.0
@@ -139,10 +139,11 @@ def nlm_shifts(planes: np.ndarray, r: int, pd: int, h: float, sigma: float) -> n
 
     u, size = (planes - mid) / half, int(np.prod(Sp))  # u: the image in [-1, 1]
     p = np.zeros((C, size + st[0]), np.float32)  # a tail: slices never run past the end
-    p[:, :size] = np.pad(u, [(0, 0)] + [(r, r)] * nd, mode="reflect").reshape(C, -1) * gain
+    pad = [(0, 0)] + [(r, r)] * nd
+    p[:, :size] = np.pad(u, pad, mode="reflect").reshape(C, -1) * gain
     v = np.zeros((C, N + st[0]), np.float32)  # u in the same layout
     v[:, :N].reshape(C, S[0], *Sp[1:])[inside] = u
-    acc = np.zeros((C + 1, N + st[0]), np.float32)  # partial sums of w (v_j - v_i), then of w
+    acc = np.zeros((C + 1, N + st[0]), np.float32)  # partial sums of w (v_j - v_i), of w
     total = np.zeros((C + 1, N))
     total[C] = 1.0  # the shift s = 0: weight exp(0) = 1 for itself
     bufs = np.zeros((4, N + (k - 1) * sum(st)), np.float32)
@@ -150,10 +151,10 @@ def nlm_shifts(planes: np.ndarray, r: int, pd: int, h: float, sigma: float) -> n
     ranges = [range(-min(pd, n - 1), min(pd, n - 1) + 1) for n in S]
     shifts = [s for s in itertools.product(*ranges) if s > (0,) * nd]  # s or -s, not both
     for count, s in enumerate(shifts, 1):
-        o, n = int(np.dot(s, st)), (S[0] - s[0]) * st[0]  # i < n: i and i + s in the first axis
+        o, n = int(np.dot(s, st)), (S[0] - s[0]) * st[0]  # i < n: i, i + s in axis 0
         w = shift_weights(p, n, o, k, st, b, bufs)
         wv = w.reshape(-1, *Sp[1:])
-        for a in range(1, nd):  # the other axes: zero where i or i + s is outside the image
+        for a in range(1, nd):  # the other axes: zero where i or i + s is outside
             wv[(*[slice(None)] * a, slice(0, max(0, -s[a])))] = 0
             wv[(*[slice(None)] * a, slice(min(S[a], S[a] - s[a]), None))] = 0
         t = bufs[0, :n]

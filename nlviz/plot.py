@@ -26,6 +26,7 @@ __all__ = ["SCALES", "FLOOR", "color_scale", "weight_cmap", "show_weights", "ima
            "affinity_maps", "save_figure"]  # fmt: skip
 
 SCALES = ("auto", "log", "linear", "signed")
+STYLE = {"axes.titlesize": 10.5, "figure.titlesize": 11, "legend.fontsize": 9}  # notebooks' text
 SAVE_RC = {"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "nlviz"}  # text as text
 CMAP, SIGNED_CMAP, ALPHA, FLOOR = "magma", "RdBu_r", 0.85, 1e-3
 NEAREST = {"interpolation": "nearest"}

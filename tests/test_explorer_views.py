@@ -176,6 +176,21 @@ def test_compare_mode_exports_every_row(tmp_path):
     assert "learned" in texts and "non-local means" in texts  # each row named
 
 
+@pytest.mark.parametrize("t", [1, 3, 4, 8])
+def test_figures_fit_the_course_column_with_readable_text(t):
+    # the course site shows notebooks in a 688 px column, an output image in 672 px of it
+    # (6.5 in at 100 px per inch, with room): a wider figure is shrunk, and its text with it
+    features, frames = make_inputs(t)
+    learned = AffinityExplorer.from_block(make_block(), features, frames, name="learned")
+    nlm = AffinityExplorer.from_nlm(frames, patch_size=3, patch_distance=3, h=0.5)
+    fig3, _ = nlviz.figure3.figure3(learned, [(0, 1, 1), (t - 1, 2, 2)])
+    for fig in (learned.fig, AffinityExplorer.compare(learned, nlm).fig, fig3):
+        fig.draw_without_rendering()
+        assert fig.get_size_inches()[0] <= 6.5
+        sizes = [x.get_fontsize() for x in fig.findobj(matplotlib.text.Text) if x.get_text()]
+        assert min(sizes) >= 9, sorted(set(sizes))
+
+
 def test_the_save_button_writes_into_the_working_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     features, frames = make_inputs()

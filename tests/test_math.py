@@ -9,6 +9,8 @@ where node is missing.
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -140,3 +142,20 @@ def test_notebook_math_is_well_formed(notebook):
     assert not problems, f"{len(problems)} math problem(s), cells counted from 0:\n" + "\n".join(
         map(str, problems)
     )
+
+
+def test_the_site_typesets_with_the_tex_input_checked_here():
+    """The website loads MathJax's parts itself (site/courseinfo.py, not the tex-chtml bundle):
+    its TeX input must be the component that site/mathcheck.js checks with, set up alike."""
+    info = (ROOT / "site" / "courseinfo.py").read_text(encoding="utf-8")
+    conf = (ROOT / "site" / "conf.py").read_text(encoding="utf-8")
+    check = (ROOT / "site" / "mathcheck.js").read_text(encoding="utf-8")
+    found = re.search(r"^MATHJAX_COMPONENTS = (\[.*\])$", info, re.M)
+    assert found, "site/courseinfo.py names the MathJax components in MATHJAX_COMPONENTS"
+    components = json.loads(found[1])
+    assert "input/tex" in components and 'load: ["input/tex"]' in check
+    assert "mathjax-tex.json" in conf and "mathjax-tex.json" in check
+    es5 = ROOT / "site" / "node_modules" / "mathjax" / "es5"
+    if es5.is_dir():  # each one a file that site/build.py can copy
+        missing = [c for c in components if not (es5 / f"{c}.js").is_file()]
+        assert not missing, missing

@@ -6,14 +6,19 @@
 - committed executed, execution counts 1, 2, 3, ...;
 - committed without an error output; an exercise's solution ends its own cell;
 - notebook 01 names its own equations with words, so that they cannot be taken for the paper's
-  Eq. 1-6, and the other notebooks number only the paper's.
+  Eq. 1-6, and the other notebooks number only the paper's;
+- every figure is drawn for the course site's 688 px column (issue 23): shown there, an inch of
+  it takes at least 90 px (10-pt text at 12 px or more), a width the output states (with its
+  height) fits the column, and no PNG weighs over 400 KB.
 """
 
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import re
+import struct
 from pathlib import Path
 
 import pytest
@@ -22,6 +27,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 TIMERS = {"perf_counter", "time", "monotonic", "process_time", "best_time", "best_ms"}
 IGNORE = "# NBVAL_IGNORE_OUTPUT"
+COLUMN = 688  # px: the site's text column at a 1280 px wide window
 
 
 def _cells(path: Path, kind: str) -> list[dict]:
@@ -175,3 +181,31 @@ def test_the_paper_equations_keep_their_numbers(path):
     markdown = "\n".join(_source(c) for c in _cells(path, "markdown"))
     tags = re.findall(r"\\tag\{([^}]*)\}", markdown)
     assert all(t in {"1", "2", "3", "4", "5", "6"} for t in tags), tags
+
+
+def _png_dpi_and_width(data: bytes) -> tuple[float, int]:
+    """(dots per inch from the pHYs chunk, 100 without one; pixel width) of a PNG."""
+    width = struct.unpack(">I", data[16:20])[0]
+    at = data.find(b"pHYs")
+    return (struct.unpack(">I", data[at + 4 : at + 8])[0] * 0.0254 if at > 0 else 100.0), width
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem[:2])
+def test_figures_are_drawn_for_the_site_column(path):
+    # shown width (the PNG's own, or its metadata's, at most the column) x dpi / pixel width:
+    # the CSS px an inch of the figure takes on the page
+    for cell in _cells(path, "code"):
+        for out in cell["outputs"]:
+            png = out.get("data", {}).get("image/png")
+            if png is None:
+                continue
+            data = base64.b64decode("".join(png))
+            dpi, width = _png_dpi_and_width(data)
+            given = out.get("metadata", {}).get("image/png", {}).get("width")
+            shown = min(given or width, COLUMN)
+            where = f"{path.name}, cell {cell['execution_count']}"
+            assert shown * dpi / width >= 90, f"{where}: {width} px at {dpi:.0f} dpi, too wide"
+            # a width given in the metadata comes with a fixed height: the site must not
+            # narrow it (its output images have 8 px of padding on each side)
+            assert (given or 0) <= COLUMN - 16, f"{where}: {given} px wide, squeezed on the site"
+            assert len(data) <= 400_000, f"{where}: a PNG of {len(data):,} bytes"
