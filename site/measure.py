@@ -71,6 +71,7 @@ MEASURE_JS = """async () => {
   resources.forEach((r) => { bytes[r.kind] += r.bytes; });
   const figures = [...document.querySelectorAll(".cell_output img")].map((img) => ({
     src: img.currentSrc || img.src, shown: img.getBoundingClientRect().width,
+    shownHeight: img.getBoundingClientRect().height,
     natural: img.naturalWidth, naturalHeight: img.naturalHeight}));
   const cards = document.querySelectorAll(".nlviz-card img").length;
   const pre = [...document.querySelectorAll(".cell_input pre")].filter(

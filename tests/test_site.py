@@ -634,6 +634,15 @@ def test_reads_at_width(visit, path, width, tmp_path_factory):
     )
     bad = _clipped_equations(m)
     assert not bad, f"{len(bad)} display equations clipped at {width[0]} px: {bad}"
+    squashed = [
+        f"{f['src'].rsplit('/', 1)[-1]}: shown {f['shown']:.0f} x {f['shownHeight']:.0f}, "
+        f"natural {f['natural']} x {f['naturalHeight']}"
+        for f in m["figures"]
+        if f["natural"]
+        and f["shownHeight"]
+        and abs(f["shown"] / f["shownHeight"] * f["naturalHeight"] / f["natural"] - 1) > 0.02
+    ]  # a figure narrowed to the column keeps its aspect ratio
+    assert not squashed, f"figures distorted at {width[0]} px: {squashed}"
 
 
 def test_measurements_table(tmp_path_factory, capsys):
