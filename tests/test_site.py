@@ -30,7 +30,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -64,15 +63,7 @@ measure = _load("measure")
 courseinfo = _load("courseinfo")
 REPOSITORY = courseinfo.repository_url()
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM, CHROMIUM_ARGS = measure.CHROMIUM, measure.CHROMIUM_ARGS  # one browser set-up
 VIEWPORT = (1280, 900)
 PHONE = (390, 844)
 README_PAGES = measure.PAGES_FROM_README  # index.html, setup.html, developing.html
