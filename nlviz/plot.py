@@ -23,7 +23,7 @@ from nlviz import utils
 from nlviz.utils import as_array, check_bool, check_choice, check_int, check_query, check_real
 
 __all__ = ["SCALES", "FLOOR", "color_scale", "weight_cmap", "show_weights", "image_grid",
-           "affinity_maps", "save_figure"]  # fmt: skip
+           "affinity_maps", "save_figure", "STYLE"]  # fmt: skip
 
 SCALES = ("auto", "log", "linear", "signed")
 STYLE = {"axes.titlesize": 10.5, "figure.titlesize": 11, "legend.fontsize": 9}  # notebooks' text
