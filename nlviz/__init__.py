@@ -1,8 +1,5 @@
 """nlviz: the helper package of the course "Non-local Neural Networks" (see the README's map).
-
-``nlviz.NonLocalBlock`` and ``nlviz.AffinityExplorer`` are imported on first use, so that
-``import nlviz.nlm`` stays light (no torch, no widgets).
-"""
+``NonLocalBlock`` and ``AffinityExplorer`` are imported on first use: ``nlviz.nlm`` stays light."""
 
 from importlib import import_module
 

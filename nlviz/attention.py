@@ -1,10 +1,6 @@
-"""Where a query attends: its weights over the frames, from a block, non-local means or a
-trained checkpoint, and the grids they live on (notebook 05).
-
-Three grids meet here: the display pixels (T, H, W); the query grid (T, h, w), the block's
-input features, one cell per ``H / h`` pixels (the backbone's stride); and the pooled grid of
-the positions j, (T, h', w') with ``h' = ceil(h / pool)``. ``Geometry`` converts between them.
-"""
+"""Where a query attends (notebook 05): weights from a block, non-local means or a checkpoint, on
+the grids ``Geometry`` converts between: display pixels (T, H, W); the query grid (T, h, w) of
+the block's input, H / h pixels a cell; the grid of j, (T, h', w') with h' = ceil(h / pool)."""
 
 from __future__ import annotations
 
@@ -24,7 +20,7 @@ from nlviz.nlm import _weights_fn
 from nlviz.pairwise import _affinity, _check, _check_tensor, affinity
 from nlviz.plot import _text
 from nlviz.train import load_checkpoint
-from nlviz.utils import as_array, check_bool, check_int, check_query
+from nlviz.utils import as_array, check_bool, check_int, check_query, check_type
 from nlviz.video import VideoBatch, to_tensor, track_tensors
 
 __all__ = ["Geometry", "Source", "attention_matrix", "cover", "masses"]
@@ -56,13 +52,12 @@ def _within(name: str, value, low: float, high: float) -> float:
 
 @dataclass(frozen=True)
 class Geometry:
-    """Frames (T, H, W), the query grid (h, w), by default the frames', and the pooling of the
-    grid of j (py, px), all checked; ``name`` is the grid's in errors (``create``: the same)."""
+    """Frames (T, H, W), the query grid (h, w) (default: the frames'), the pooling (py, px) of j."""
 
     frames_shape: tuple[int, int, int]
     grid_shape: tuple[int, int] | None = None
     pool: tuple[int, int] = (1, 1)
-    name: InitVar[str] = "grid_shape"
+    name: InitVar[str] = "grid_shape"  # the grid's name in errors
 
     def __post_init__(self, name: str) -> None:
         _text(name=name)
@@ -99,6 +94,10 @@ class Geometry:
     def check_query(self, query) -> tuple[int, int, int]:
         """(t, y, x) on the query grid, or TypeError / ValueError naming ``query``."""
         return check_query(query, (self.frames_shape[0], *self.grid_shape))
+
+    def _cell(self, t, y, x) -> tuple[int, int, int]:  # each checked by name
+        tops = zip("tyx", (t, y, x), (self.frames_shape[0], *self.grid_shape), strict=True)
+        return tuple(check_int(n, q, minimum=0, maximum=m - 1) for n, q, m in tops)
 
     def cell_of_pixel(self, py: float, px: float) -> tuple[int, int]:
         """The query cell (y, x) holding display point (py, px); ValueError outside the frame."""
@@ -139,29 +138,24 @@ class Geometry:
 
 @dataclass
 class Source:
-    """A query's weights over the frames: ``affinity_fn(t, y, x) -> (T, h', w')`` on ``geometry``.
-
-    ``name`` titles the figures, ``label`` names the weights on the colour bar, ``detail`` says
-    where the weights come from (the checkpoint's file and block, NLM's parameters); ``model``,
-    ``checkpoint`` and ``output`` are set by ``from_checkpoint``."""
+    """A query's weights, ``affinity_fn(t, y, x) -> (T, h', w')``, on ``geometry``'s grids."""
 
     frames: np.ndarray
     affinity_fn: Callable
     geometry: Geometry
-    name: str = "affinity"
-    label: str = "weight f(x_i, x_j) / C(x)"
-    model: object = None
+    name: str = "affinity"  # titles the figures
+    label: str = "weight f(x_i, x_j) / C(x)"  # names the weights on the colour bar
+    model: object = None  # model, checkpoint, output: set by from_checkpoint
     checkpoint: dict | None = None
     output: object = None
     trusted: bool = False  # affinity_fn is nlviz's own: its weights need no check per click
-    detail: str = ""
+    detail: str = ""  # where the weights come from
 
     def __post_init__(self) -> None:
         self.frames = as_array("frames", self.frames, (3,), channels=(3,))  # (T, H, W[, 3])
         if not callable(self.affinity_fn):
             raise TypeError(f"affinity_fn: expected a callable, got {self.affinity_fn!r:.60}")
-        if not isinstance(self.geometry, Geometry):
-            raise TypeError(f"geometry: expected a Geometry, got {type(self.geometry).__name__}")
+        check_type("geometry", self.geometry, Geometry, "a Geometry")
         if self.geometry.frames_shape != self.frames.shape[:3]:
             raise ValueError(f"geometry: expected frames {self.frames.shape}, got {self.geometry}")
         _text(name=self.name, label=self.label, detail=self.detail)
@@ -176,8 +170,7 @@ class Source:
     def create(cls, frames, affinity_fn, *, grid_shape=None, pool=(1, 1), name="affinity",
                label="weight f(x_i, x_j) / C(x)", grid_name="grid_shape", trusted=False,
                detail="") -> Source:  # fmt: skip
-        """A source on ``frames`` (T, H, W[, 3]) or an image, ``Geometry(frames, grid_shape,
-        pool, grid_name)``."""
+        """A source on ``frames`` (T, H, W[, 3]) or an image, its grid named ``grid_name``."""
         frames = _as_frames(frames)
         _text(grid_name=grid_name)
         geometry = Geometry(frames.shape[:3], grid_shape, pool, grid_name)
@@ -185,9 +178,7 @@ class Source:
 
     def weights(self, t: int, y: int, x: int) -> np.ndarray:
         """The checked weights (T, h', w') of query (t, y, x) of the query grid."""
-        tops = (self.geometry.frames_shape[0], *self.geometry.grid_shape)
-        cells = zip("tyx", (t, y, x), tops, strict=True)
-        return self._weights(tuple(check_int(n, q, minimum=0, maximum=m - 1) for n, q, m in cells))
+        return self._weights(self.geometry._cell(t, y, x))
 
     def _weights(self, query) -> np.ndarray:
         """A query known to be on the grid (a click): weights, checked unless ``trusted``."""
@@ -196,10 +187,8 @@ class Source:
 
     @classmethod
     def from_block(cls, block, features, frames, **kwargs) -> Source:
-        """A ``NonLocalBlock`` (dim 2 or 3) on its input ``features`` (1, C, [T,] h, w), shown
-        over ``frames`` (T, H, W[, 3]); each row is ``block.attention`` in float64 (a trained
-        softmax can be so peaked that float32 rounds most weights to exactly 0). theta and the
-        pooled phi are embedded once, here: a click computes one row of the affinity."""
+        """A ``NonLocalBlock`` (dim 2 or 3) on ``features`` (1, C, [T,] h, w) over ``frames``: rows
+        of ``block.attention`` in float64 (float32 rounds a peaked softmax to 0), embedded once."""
         theta, phi, w_f = _embed64(block, features)
         if block.dim not in (2, 3):
             raise ValueError(f"block: expected dim 2 (images) or 3 (video), got dim={block.dim}")
@@ -224,18 +213,14 @@ class Source:
 
     @classmethod
     def from_nlm(cls, video, *, per_frame: bool = False, **kwargs) -> Source:
-        """Non-local means weights (``nlviz.nlm.nlm_weights``) of each pixel of ``video``
-        (T, H, W[, 3]) or an image: the search runs over space and time, or with
-        ``per_frame=True`` over the query's frame only (classic NLM on one image)."""
+        """``nlm_weights`` of ``video`` (T, H, W[, 3]) or image (``per_frame``: its frame only)."""
         frames = _as_frames(video, "video")
         names = ("patch_size", "patch_distance", "h", "sigma")
         params = {k: kwargs.pop(k) for k in names if k in kwargs}
         channel = {"channel_axis": -1} if frames.ndim == 4 else {}
-        per_frame = check_bool("per_frame", per_frame) or len(frames) == 1
-        if per_frame:  # checked and padded once per frame, here
-            of_frame = [_weights_fn(f, **params, **channel) for f in frames]
-        else:
-            of_video = _weights_fn(frames, **params, **channel)
+        per_frame = check_bool("per_frame", per_frame) or len(frames) == 1  # checked, padded here
+        of_frame = [_weights_fn(f, **params, **channel) for f in frames] if per_frame else None
+        of_video = None if per_frame else _weights_fn(frames, **params, **channel)
 
         def fn(t, y, x):
             if not per_frame:
@@ -252,10 +237,8 @@ class Source:
 
     @classmethod
     def from_checkpoint(cls, path, batch, index: int = 0, *, block: int = 0, **kwargs) -> Source:
-        """Block number ``block`` (network order) of a trained spacetime checkpoint, on video
-        ``index`` of ``batch``: a ``VideoBatch`` of the checkpoint's task, or for "classify"
-        one (T, H, W, 3) uint8 video. The block's input comes from a forward pass (a
-        pre-hook); ``model``, ``checkpoint`` and ``output`` (the model's output) are kept."""
+        """Block ``block`` (network order) of a spacetime checkpoint on video ``index`` of ``batch``
+        (a ``VideoBatch`` of its task or, for "classify", a (T, H, W, 3) uint8 video)."""
         model, ckpt = load_checkpoint(path)
         if not isinstance(batch, VideoBatch | np.ndarray):
             raise TypeError(f"batch: expected a VideoBatch or a uint8 video, got {batch!r:.60}")
@@ -289,11 +272,9 @@ class Source:
         return source
 
 
-# --------------------------------------------------------------------------- measured, on masks
 def _embed64(block: NonLocalBlock, features) -> tuple[Tensor, Tensor, Tensor | None]:
     """theta, the pooled phi and w_f of ``block`` on the first input of ``features``, float64."""
-    if not isinstance(block, NonLocalBlock):
-        raise TypeError(f"block: expected an nlviz.NonLocalBlock, got {type(block).__name__}")
+    check_type("block", block, NonLocalBlock, "an nlviz.NonLocalBlock")
     _check_tensor("features", features, block.dim + 2, "(B, C, *spatial)")
     if features.shape[1] != block.in_channels:
         raise ValueError(f"features: expected {block.in_channels} channels, got {features.shape}")
@@ -309,8 +290,8 @@ def attention_matrix(block: NonLocalBlock, features) -> np.ndarray:
 
 
 def cover(masks, objects: int, cell: int) -> np.ndarray:
-    """The share of each ``cell`` x ``cell`` cell that each object covers: (T, H, W) masks
-    (-1 background) -> (T, H / cell, W / cell, objects + 1), the background last."""
+    """Each object's share of each ``cell`` x ``cell`` cell: (T, H, W) masks (-1 background) ->
+    (T, H / cell, W / cell, objects + 1), the background last."""
     masks, cell = as_array("masks", masks, (3,)), check_int("cell", cell, minimum=1)
     objects = check_int("objects", objects, minimum=0, maximum=255)
     lo, hi = masks.min(), masks.max()
@@ -324,9 +305,8 @@ def cover(masks, objects: int, cell: int) -> np.ndarray:
 
 
 def masses(weights, cover_j) -> np.ndarray:
-    """The share of each query's weight on each object: weights (Q, M), ``cover_j`` (M, K + 1)
-    -> (Q, K + 1). Signed weights (the dot product) count by their positive part, renormalised;
-    a query with no positive weight (a dead ReLU of concatenation) is a row of NaN."""
+    """Each query's weight share per object: weights (Q, M), ``cover_j`` (M, K + 1) -> (Q, K + 1).
+    Signed weights (dot product) count by their positive part, renormalised; none > 0: a NaN row."""
     weights, cover_j = as_array("weights", weights), as_array("cover_j", cover_j)
     if weights.shape[1] != cover_j.shape[0]:
         raise ValueError(f"cover_j: expected (M={weights.shape[1]}, K + 1), got {cover_j.shape}")

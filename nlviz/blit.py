@@ -1,8 +1,4 @@
-"""Redraw only what changes (matplotlib's blitting), the explorer's click path: the fixed
-parts of a figure are drawn once and kept as pixels, a redraw puts them back and draws the
-changing artists over them in the order of a full draw (so the picture is the same)."""
-
-from __future__ import annotations
+"""Redraw only what changes (blitting), the explorer's click path: the fixed part kept as pixels."""
 
 from matplotlib.text import Text
 
@@ -10,8 +6,7 @@ __all__ = []  # used by nlviz.explorer only
 
 
 class _Blitter:
-    """The fixed part of ``fig``, with ``changing`` (artists, in drawing order) drawn over it;
-    ``invalidate()`` after a change to the fixed part (a new canvas size or dpi does it too)."""
+    """``fig``'s fixed part under ``changing`` (drawing order); ``invalidate()`` when it changes."""
 
     def __init__(self, fig, changing) -> None:
         self.fig, self.changing, self._saved = fig, list(changing), None
@@ -20,9 +15,8 @@ class _Blitter:
         self._saved = None
 
     def redraw(self) -> None:
-        """Draw the changing artists over the fixed part and show the result (``blit``)."""
         canvas = self.fig.canvas
-        key = (canvas.get_width_height(physical=True), self.fig.dpi)
+        key = (canvas.get_width_height(physical=True), self.fig.dpi)  # size or dpi: invalidates
         if self._saved is None or self._saved[0] != key:
             self._saved = (key, self._fixed_part())
         canvas.restore_region(self._saved[1])
@@ -31,11 +25,9 @@ class _Blitter:
         canvas.blit(self.fig.bbox)
 
     def _fixed_part(self):
-        """A full draw without the changing artists, into the canvas's own renderer (not
-        ``canvas.draw()``: ipympl would send that half picture to the browser). Texts are
-        emptied rather than hidden: Axes.draw moves a hidden title (matplotlib 3.11)."""
+        """Draw all but ``changing`` into the renderer (ipympl would send a ``canvas.draw()``)."""
         old = [(a, a.get_text() if isinstance(a, Text) else a.get_visible()) for a in self.changing]
-        for artist, _ in old:
+        for artist, _ in old:  # a text emptied, not hidden: Axes.draw moves a hidden title
             artist.set_text("") if isinstance(artist, Text) else artist.set_visible(False)
         try:
             renderer = self.fig.canvas.get_renderer()

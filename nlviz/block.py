@@ -1,13 +1,6 @@
-"""The non-local block, paper Eq. 6 and Figure 2, for sequences, images and video (notebook 03).
-
-``z_i = W_z y_i + x_i`` (Eq. 6), y from Eq. 1 with one of the four pairwise functions. For x of
-shape (B, C, *spatial): theta, phi, g are 1x1 convolutions C -> C' (the bottleneck); phi and g
-are max-pooled by 2 in space (1x2x2 in video, never in time), so j runs over N' ~ N/4 pooled
-positions; W_z is a 1x1 conv C' -> C then BatchNorm with weight and bias zero, so a new block
-is the identity. Notebook 03 says where this follows public code rather than the paper.
-"""
-
-from __future__ import annotations
+"""The non-local block (notebook 03), Eq. 6 and Figure 2: ``z_i = W_z y_i + x_i``, y from Eq. 1. For
+x (B, C, *spatial) of sequences, images, video: theta, phi, g are 1x1 convs C -> C'; phi and g are
+max-pooled by 2 in space (N' ~ N/4); W_z, 1x1 conv C' -> C + zero BatchNorm, starts as identity."""
 
 import math
 
@@ -17,10 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlviz.pairwise import _check_tensor, affinity, aggregate, check_pairwise
-from nlviz.utils import check_bool, check_choice, check_int, check_query
+from nlviz.utils import check_bool, check_choice, check_int, check_query, check_type
 
 __all__ = ["NonLocalBlock", "Windowed"]
-
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
@@ -28,8 +20,7 @@ _KERNEL = {1: (2,), 2: (2, 2), 3: (1, 2, 2)}  # spatial only: never over time
 _LAYOUT = {1: "(B, C, L)", 2: "(B, C, H, W)", 3: "(B, C, T, H, W)"}
 
 
-def _tokens(t: Tensor) -> Tensor:
-    """(B, C, *spatial) -> (B, N, C), channels last."""
+def _tokens(t: Tensor) -> Tensor:  # (B, C, *spatial) -> (B, N, C), channels last
     return t.flatten(2).transpose(1, 2)
 
 
@@ -45,39 +36,17 @@ def _check_like(x: Tensor, weight: Tensor) -> None:
 class NonLocalBlock(nn.Module):
     """Non-local block (Eq. 6, Fig. 2): ``z = W_z y + x``, input and output (B, C, *spatial).
 
-    Parameters
-    ----------
-    in_channels : int
-        C, the channels of x.
-    pairwise : str
-        "gaussian" (Eq. 2), "embedded_gaussian" (Eq. 3), "dot_product" (Eq. 4) or
-        "concatenation" (Eq. 5).
-    dim : int
-        1 for sequences (B, C, L), 2 for images (B, C, H, W), 3 for video (B, C, T, H, W).
-    inter_channels : int, optional
-        C', the width of theta, phi, g; default max(C // 2, 1).
-    subsample : bool
-        Max-pool phi and g by 2 in space (ceil mode: odd sizes keep their last row).
-    use_bn : bool
-        W_z is conv + zero BatchNorm (True) or a zero conv (False).
-    scale : bool
-        Divide theta^T phi by sqrt(C') as the official code does (not in the paper).
+    ``in_channels``: C; ``pairwise``: "gaussian" (Eq. 2), "embedded_gaussian" (3), "dot_product" (4)
+    or "concatenation" (5); ``dim``: 1, 2 or 3 for (B, C, L), (B, C, H, W) or (B, C, T, H, W);
+    ``inter_channels``: C' (theta, phi, g), default max(C // 2, 1); ``subsample``: max-pool phi and
+    g by 2 in space (ceil mode: odd sizes keep their last row); ``use_bn``: W_z is conv + zero
+    BatchNorm, else a zero conv; ``scale``: theta^T phi / sqrt(C') as the official code (not the
+    paper). Submodules: ``theta``, ``phi`` (None for "gaussian": Eq. 2 uses x), ``g``, ``pool``,
+    ``w_z``, ``w_f`` (concatenation: ``nn.Linear(2 C', 1)``, theta's half first)."""
 
-    Submodules: ``theta``, ``phi`` (None for "gaussian": Eq. 2 uses x itself), ``g``,
-    ``pool``, ``w_z`` and ``w_f`` (concatenation: ``nn.Linear(2 C', 1)``, theta's half first).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        *,
-        pairwise: str = "embedded_gaussian",
-        dim: int = 3,
-        inter_channels: int | None = None,
-        subsample: bool = True,
-        use_bn: bool = True,
-        scale: bool = False,
-    ) -> None:
+    def __init__(self, in_channels: int, *, pairwise: str = "embedded_gaussian", dim: int = 3,
+                 inter_channels: int | None = None, subsample: bool = True, use_bn: bool = True,
+                 scale: bool = False) -> None:  # fmt: skip
         super().__init__()
         c = self.in_channels = check_int("in_channels", in_channels, minimum=1, maximum=2**16)
         self.pairwise = check_pairwise(pairwise)
@@ -128,9 +97,7 @@ class NonLocalBlock(nn.Module):
             raise ValueError(f"x: expected {self.in_channels} channels, got {tuple(x.shape)}")
 
     def embed(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Fig. 2 up to the pairwise term: tokens theta (B, N, Ck), phi (B, N', Ck), g (B, N', C').
-
-        phi and g are pooled, theta is not; for "gaussian" theta and phi are x itself (Ck = C)."""
+        """Tokens theta (B, N, Ck), pooled phi (B, N', Ck), g (B, N', C'); "gaussian": x, Ck = C."""
         self._check_input(x)
         theta = _tokens(x if self.theta is None else self.theta(x))
         phi = _tokens(self.pool(x if self.phi is None else self.phi(x)))
@@ -145,17 +112,8 @@ class NonLocalBlock(nn.Module):
         return self.w_z(y.contiguous()) + x  # contiguous: the next layer sees the usual layout
 
     def attention(self, x: Tensor, query) -> Tensor:
-        """The weights ``f(x_i, x_j) / C(x)`` of query position i over all pooled j.
-
-        Parameters
-        ----------
-        x : Tensor (B, C, *spatial)
-        query : (l,), (y, x) or (t, y, x) in the coordinates of x
-
-        Returns
-        -------
-        Tensor (B, *pooled spatial shape): softmax forms sum to 1, the others are divided by N'.
-        """
+        """The weights ``f(x_i, x_j) / C(x)`` (B, *pooled spatial shape) of position i = ``query``
+        ((l,), (y, x) or (t, y, x)) over all pooled j: softmax forms sum to 1, the others / N'."""
         theta, phi, _ = self.embed(x)
         i = self.flat_index(query, x.shape[2:])
         w = affinity(self.pairwise, theta[:, i : i + 1], phi, w_f=self.w_f_vector, scale=self.scale)
@@ -163,13 +121,11 @@ class NonLocalBlock(nn.Module):
 
 
 class Windowed(nn.Module):
-    """A 2-D block run on non-overlapping ``window`` x ``window`` tiles folded into the batch;
-    the map is padded by replication to whole tiles and cropped back, so any size works."""
+    """A 2-D block on ``window`` x ``window`` tiles in the batch (replication-padded, cropped)."""
 
     def __init__(self, block: NonLocalBlock, window: int) -> None:
         super().__init__()
-        if not isinstance(block, NonLocalBlock):
-            raise TypeError(f"block: expected a NonLocalBlock of dim 2, got {type(block).__name__}")
+        check_type("block", block, NonLocalBlock, "a NonLocalBlock of dim 2")
         if block.dim != 2:
             raise ValueError(f"block: expected a NonLocalBlock of dim 2, got dim={block.dim}")
         self.block, self.window = block, check_int("window", window, minimum=1, maximum=1024)
@@ -190,8 +146,7 @@ class Windowed(nn.Module):
         return z[:, :, :H, :W].contiguous()
 
     def attention(self, x: Tensor, query) -> Tensor:
-        """(1, H, W): weights of position ``query`` of image 0 over its tile, 0 elsewhere (a
-        padded position's weight goes to the border position it copies)."""
+        """(1, H, W): image 0's weights of ``query`` over its tile, padding's on what it copies."""
         tiles, (H, W), s = self.tiles(x), x.shape[2:], self.window  # image 0's tiles first
         (ty, qy), (tx, qx) = (divmod(q, s) for q in check_query(query, (H, W)))
         w = self.block.attention(tiles[ty * -(-W // s) + tx][None], (qy, qx))[0]

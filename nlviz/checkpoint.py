@@ -1,8 +1,4 @@
-"""The sealed checkpoint: plain types and tensors (it loads with ``weights_only=True``, a GPU
-one on a CPU) and a SHA-256 digest of all of it, checked when it is read (notebooks 04-06).
-"""
-
-from __future__ import annotations
+"""The sealed checkpoint (notebooks 04-06): ``weights_only`` types and a SHA-256 checked on read."""
 
 import hashlib
 import io
@@ -16,7 +12,6 @@ from torch import nn
 from nlviz.utils import as_path, atomic_write, check_type
 
 __all__ = ["FORMAT", "seal", "make_checkpoint", "save_checkpoint", "read_checkpoint"]
-
 FORMAT = "nlviz-checkpoint-2"
 MAX_BYTES = 256 * 2**20  # larger files are refused before they are read
 TYPES = {"format": str, "kind": str, "model": dict, "config": dict, "config_name": str,
@@ -43,8 +38,7 @@ def seal(checkpoint: dict) -> dict:
 
 
 def make_checkpoint(model: nn.Module, info: dict, history: dict) -> dict:
-    """The sealed checkpoint of a trained model: ``info`` (kind, model, config, metrics...),
-    the history and the weights, copied to the CPU."""
+    """The sealed checkpoint of ``model``: ``info`` (kind, config, metrics...), history, weights."""
     check_type("model", model, nn.Module, "an nn.Module")
     if not isinstance(info, dict) or not isinstance(info.get("metrics"), dict):
         raise TypeError(f"info: expected a dict with a 'metrics' dict, got {info!r:.80}")
@@ -72,7 +66,9 @@ def _check_fields(ckpt: dict, path) -> None:
         raise ValueError(f"path: {path} has no {missing[0]!r} entry")
     plain = (str, int, float, bool, type(None))
     for key in ("model", "config", "metrics"):
-        bad = [k for k, v in ckpt.get(key, {}).items() if not isinstance(v, plain)]
+        bad = [k for k, v in ckpt.get(key, {}).items() if not isinstance(v, plain)
+               and not (isinstance(v, dict) and all(isinstance(u, (*plain, tuple, list))
+                                                    for u in v.values()))]  # fmt: skip
         if bad:
             raise ValueError(f"path: {path} has values of the wrong type in {key!r}: {bad[:3]}")
     for key, t in ckpt["state_dict"].items():
@@ -83,10 +79,8 @@ def _check_fields(ckpt: dict, path) -> None:
 
 
 def read_checkpoint(path, build) -> tuple[nn.Module, dict]:
-    """Read and verify a checkpoint; ``build(checkpoint)`` makes its model (CPU, eval mode).
-    FileNotFoundError if there is no file; ValueError naming the file if it is not a readable
-    checkpoint of this format, has an entry of the wrong type, non-finite weights or an invalid
-    model, or if weights and config do not match each other or the digest (edited, corrupt)."""
+    """Read, verify a checkpoint; ``build(ckpt)`` makes the model (CPU, eval). FileNotFoundError:
+    no file; ValueError: unreadable, other format, bad fields, unlike its model or its digest."""
     check_type("build", build, Callable, "a function of a checkpoint")
     if not (path := as_path("path", path)).is_file():
         raise FileNotFoundError(f"path: no checkpoint at {path}")

@@ -1,7 +1,4 @@
-"""The explorer's controls (``AffinityExplorer.widget``): sliders for the query, top-k, the
-scale and the mass view, a Save button; each calls the explorer's public methods."""
-
-from __future__ import annotations
+"""The controls of ``AffinityExplorer.widget``; each calls the explorer's public methods."""
 
 import re
 from pathlib import Path
@@ -14,11 +11,7 @@ __all__ = []  # used by nlviz.explorer only
 
 
 class _Controls:
-    """The widgets under an explorer's canvas; ``box`` holds them, ``sync`` shows its state.
-
-    Attributes: ``widget`` (status, canvas or ``picture``, ``box``), ``t``, ``y``, ``x`` (the
-    query cell), ``k``, ``scale``, ``mass`` (a toggle), ``share``, ``save`` and ``format``.
-    """
+    """The widgets under an explorer's canvas (``box``, in ``widget``); ``sync`` shows its state."""
 
     def __init__(self, explorer) -> None:
         self.explorer, self.syncing, canvas = explorer, False, explorer.fig.canvas
@@ -31,9 +24,8 @@ class _Controls:
         self.y = widgets.IntSlider(y, 0, geo.grid_shape[0] - 1, description="y", **opts)
         self.x = widgets.IntSlider(x, 0, geo.grid_shape[1] - 1, description="x", **opts)
         self.k = widgets.IntSlider(explorer.k, 0, 100, description="top-k", **opts)
-        self.scale = widgets.ToggleButtons(
-            options=SCALES, value=explorer.scale, description="scale"
-        )
+        self.scale = widgets.ToggleButtons(options=SCALES, value=explorer.scale,
+                                           description="scale")  # fmt: skip
         self.mass = widgets.ToggleButton(explorer.mass is not None, description="mass view (m)")
         share = {"min": 0.05, "max": 1.0, "step": 0.05, "description": "share"}
         self.share = widgets.FloatSlider(explorer.last_mass, **share, **opts)
@@ -53,15 +45,13 @@ class _Controls:
 
     @property
     def shown(self) -> float | None:
-        """The mass view's share if its toggle is on, else None."""
         return self.share.value if self.mass.value else None
 
     def _call(self, fn, *args) -> None:
         if not self.syncing:  # a change made by ``sync`` is not the user's
             self.explorer._safe(fn, *args)
 
-    def _save(self) -> None:
-        """Save the drawing into the working folder (the notebook's) under a new name."""
+    def _save(self) -> None:  # into the working folder (the notebook's), under a new name
         e = self.explorer
         name = re.sub(r"[^a-z0-9]+", "-", e.sources[0].name.lower()).strip("-")[:40]
         stem = "{}_t{}_y{}_x{}".format(name or "explorer", *e.query)
@@ -74,8 +64,7 @@ class _Controls:
         size = path.stat().st_size / 1024
         e.status.value += f" | saved {path.name} ({size:.0f} KB) in {path.parent}"
 
-    def sync(self) -> None:
-        """The controls show the explorer's state, without acting on it."""
+    def sync(self) -> None:  # show the explorer's state, without acting on it
         e, self.syncing = self.explorer, True
         try:
             (self.t.value, self.y.value, self.x.value), self.k.value = e.query, e.k

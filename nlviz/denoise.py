@@ -1,21 +1,12 @@
-"""A learned non-local denoiser, against non-local means and BM3D (notebook 06).
-
-    python -m nlviz.denoise --config full --variant windowed --seed 0 --out run.pt [--resume]
-
-``DenoiseNet``: a DnCNN-style residual CNN (Zhang et al. 2017) on the 2 x 2 polyphase components
-of v = u + n (as in FFDNet) and a noise-level map, one model for sigma 5 to 55 (of 255), with no
-block ("plain"), a ``NonLocalBlock`` over the whole image ("nonlocal") or in tiles ("windowed",
-``nlviz.block.Windowed``: NLRN's confined neighbourhood); ``EVAL_IMAGES`` are never trained on.
-"""
-
-from __future__ import annotations
+"""A learned non-local denoiser (notebook 06): ``DenoiseNet``, a residual CNN on the 2 x 2 polyphase
+components of v = u + n and a noise map (sigma 5 to 55 of 255) with no block ("plain"), a block on
+the whole image ("nonlocal") or in tiles ("windowed"). ``python -m nlviz.denoise`` trains one."""
 
 import dataclasses
 import functools
 import time
 from contextlib import nullcontext
 from copy import deepcopy
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +28,12 @@ __all__ = ["VARIANTS", "TRAIN_IMAGES", "VAL_COLUMNS", "EVAL_IMAGES", "SIGMAS", "
            "eval_image", "train_split", "add_noise", "sample_batch", "DenoiseNet", "Config",
            "CONFIGS", "train", "run_fingerprint", "load_checkpoint", "SEEDS", "checkpoint_path",
            "tiled", "denoise"]  # fmt: skip
-
 VARIANTS = ("plain", "nonlocal", "windowed")
 TRAIN_IMAGES = ("clock", "coffee", "coins", "colorwheel", "grass", "gravel", "horse",
                 "hubble_deep_field", "immunohistochemistry", "moon", "page", "rocket",
                 "shepp_logan_phantom", "stereo_motorcycle", "text")  # fmt: skip
 VAL_COLUMNS = 128
-EVAL_IMAGES = {  # name: (rescale factor, rows, columns) of a 256 x 256 crop
+EVAL_IMAGES = {  # never trained on; name: (rescale factor, rows, columns) of a 256 x 256 crop
     "camera": (1.0, slice(40, 296), slice(160, 416)),  # notebook 01's crop
     "astronaut": (0.5, slice(0, 256), slice(0, 256)),
     "brick": (0.5, slice(0, 256), slice(0, 256)),  # notebook 01's texture
@@ -78,8 +68,7 @@ def eval_image(name: str) -> np.ndarray:
 
 
 def train_split(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(training part (H, W - 128), validation part (<= 256, 128)) of a training image: the
-    last ``VAL_COLUMNS`` columns (their middle 256 rows at most) are held out."""
+    """(training part (H, W - 128), validation part (<= 256, 128): the last columns' middle)."""
     image = _load_grey(check_choice("name", name, TRAIN_IMAGES))
     top = max(0, image.shape[0] // 2 - 128)
     val = image[top : top + 256, -VAL_COLUMNS:]
@@ -96,8 +85,7 @@ def add_noise(image: np.ndarray, sigma: float, seed) -> np.ndarray:
 
 
 def sample_batch(regions, rng, batch: int, patch: int, sigmas) -> tuple[Tensor, ...]:
-    """(noisy (B, 1, P, P), sigma (B,), clean (B, 1, P, P)): each patch from a region drawn
-    uniformly (every image as often), rotated and flipped at random, sigma uniform in ``sigmas``."""
+    """(noisy (B, 1, P, P), sigma (B,), clean): region, rotation, flip and sigma drawn uniformly."""
     check_type("rng", rng, np.random.Generator, "a np.random.Generator")
     batch = check_int("batch", batch, minimum=1, maximum=4096)
     patch = check_int("patch", patch, minimum=1, maximum=4096)
@@ -123,11 +111,9 @@ def _sample_batch(regions, rng, batch, patch, sigmas) -> tuple[Tensor, ...]:  # 
 
 
 class DenoiseNet(nn.Module):
-    """``forward(v, sigma) = v - noise_hat`` for v (B, 1, H, W) and sigma (B,) or a float. The 2 x 2
-    polyphase components of v (B, 4, H/2, W/2) and the sigma map go through ``depth`` 3x3
-    convolutions of ``width`` channels (conv + ReLU, ``depth - 2`` x conv + BN + ReLU, a conv to the
-    4 components of the noise, zero at init: the net starts as the identity), with one
-    embedded-Gaussian ``NonLocalBlock`` (no subsampling) after the middle convolution."""
+    """``forward(v, sigma) = v - noise_hat`` for v (B, 1, H, W) and sigma (B,) or a float: the
+    components of v (B, 4, H/2, W/2) and the sigma map through ``depth`` 3x3 convolutions of
+    ``width`` channels (the last zero: the identity), a ``NonLocalBlock`` (unpooled) midway."""
 
     def __init__(self, variant: str = "windowed", *, depth: int = 8, width: int = 32,
                  window: int = 8) -> None:  # fmt: skip
@@ -167,8 +153,7 @@ class DenoiseNet(nn.Module):
 
     @torch.no_grad()
     def pixel_attention(self, v: Tensor, sigma, query) -> Tensor:
-        """(H, W) weights of pixel ``query`` = (y, x) of image 0, on the block's input features:
-        the block weighs 2 x 2 cells, each cell's weight shared evenly by its pixels."""
+        """(H, W) weights of pixel ``query`` (y, x) of image 0, each 2 x 2 cell's shared evenly."""
         if self.variant == "plain":
             raise ValueError("variant: the plain CNN has no non-local block to look at")
         x0 = self.inputs(check_type("v", v, Tensor, "a float32 tensor (B, 1, H, W)")[:1], sigma)
@@ -181,11 +166,10 @@ class DenoiseNet(nn.Module):
         return (w / cells).repeat_interleave(2, 0).repeat_interleave(2, 1)[:H, :W]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Config:
-    """One run: ``steps`` AdamW steps in ``epochs`` rounds (each ended by a validation and, with
-    an ``out`` file, a resumable state) on fresh random patches, sigma uniform in [sigma_min,
-    sigma_max] (grey levels of 255), the gradient's norm clipped to ``clip``."""
+    """``steps`` AdamW steps in ``epochs`` rounds, each ending in validation (with ``out``, a resume
+    state); sigma uniform in [sigma_min, sigma_max] of 255; gradient norms clipped to ``clip``."""
 
     steps: int
     epochs: int = 8
@@ -234,8 +218,7 @@ def validate(model: DenoiseNet, images, seed: int = 0) -> dict[str, float]:
 
 
 def _step(model, batch, device):
-    """Each patch's mean squared error times (sigma 25) / sigma: plain MSE grows as sigma^2 and
-    would be all about the largest sigmas; this is MSE at sigma 25, less weight at the top."""
+    """Each patch's MSE times (sigma 25) / sigma: plain MSE (~ sigma^2) favours the largest."""
     v, sigma, u = (t.to(device) for t in batch)
     error = (model(v, sigma).float() - u).square().mean((1, 2, 3))
     return (error * (25 / 255 / sigma)).mean(), None, len(v)
@@ -274,14 +257,9 @@ def run_fingerprint(config="quick", *, variant="windowed", seed=0) -> str:
 
 def train(config="quick", *, variant="windowed", seed=0, device="auto", out=None,
           overwrite=False, resume=False, progress=True):  # fmt: skip
-    """Train a ``DenoiseNet`` with ``nlviz.train.fit`` (MSE to the clean patches).
-
-    ``config``: a name of ``CONFIGS`` or a ``Config``; ``seed`` fixes the weights, the patches,
-    their flips and their noise; ``out``: the checkpoint (``nlviz.utils.Output``), and every epoch
-    leaves ``<out>.partial``: ``resume=True`` goes on from it (same arguments) as if never stopped.
-    Returns (model in eval mode on ``device``, checkpoint); the checkpoint's history holds the
-    training loss and the validation PSNR of every epoch, its metrics the wall and CPU seconds.
-    """
+    """Train a ``DenoiseNet`` by ``nlviz.train.fit``; ``config``: a ``CONFIGS`` name or ``Config``;
+    ``seed`` fixes weights, patches, flips, noise; ``out``: the checkpoint, each epoch leaving
+    ``<out>.partial`` for ``resume`` (same arguments). Returns (model in eval mode, checkpoint)."""
     name, config, seed = _resolve(config, variant, seed)
     check_bool("overwrite", overwrite)  # progress: by fit
     dev = device if isinstance(device, torch.device) else utils.pick_device(device)
@@ -335,8 +313,7 @@ def load_checkpoint(path) -> tuple[DenoiseNet, dict]:
 
 
 def tiled(model: DenoiseNet, window: int) -> DenoiseNet:
-    """A copy of a whole-image ``model``, its block in ``window`` x ``window`` tiles of half size:
-    with ``window = P // 2`` it sees the P/2 x P/2 positions of training on P-pixel patches."""
+    """A copy of a whole-image ``model``, its block in ``window`` x ``window`` half-size tiles."""
     if not isinstance(model, DenoiseNet) or model.variant != "nonlocal":
         raise ValueError(f"model: expected a whole-image DenoiseNet, got {model!r:.80}")
     window = check_int("window", window, minimum=1, maximum=1024)
@@ -352,18 +329,9 @@ def _committed(variant: str) -> DenoiseNet:
 
 @torch.no_grad()
 def denoise(image, sigma: float, model="windowed") -> np.ndarray:
-    """Remove Gaussian noise of known std ``sigma`` from a grey image: (H, W) of its dtype,
-    computed in float32 on the model's device.
-
-    Parameters
-    ----------
-    image : float ndarray (H, W)
-        Grey levels in [0, 1] plus noise; any size, odd or smaller than a training patch.
-    sigma : float
-        The noise's std on the image's scale (25 / 255 for sigma 25 of 255).
-    model : DenoiseNet or str
-        A network, or a name of ``VARIANTS``: the committed ``denoiser_<name>.pt``.
-    """
+    """Remove Gaussian noise of known std ``sigma`` (the image's scale: 25 / 255 for 25 of 255)
+    from a float grey ``image`` (H, W) in [0, 1] plus noise: (H, W) of its dtype, in float32 on the
+    device of ``model``, a ``DenoiseNet`` or a name of ``VARIANTS`` (``denoiser_<name>.pt``)."""
     arr = as_array("image", image, (2,))
     if arr.dtype.kind != "f":
         raise TypeError(f"image: expected a float image in [0, 1], got dtype {arr.dtype}")

@@ -1,16 +1,6 @@
-"""``AffinityExplorer``: click a pixel of any frame, see where it attends in every frame
-(notebook 05). One row of frames per source of weights (``nlviz.attention.Source``); with
-several rows (``compare``) a click queries them all at the same display pixel.
-
-Clicks and keys need ipympl (``%matplotlib widget``); the sliders and ``select(t, y, x)`` take
-the same path. A click is the hot path: the sources computed what does not change between
-clicks when built (a block's theta and pooled phi), and a redraw draws only what a query changes
-(``nlviz.blit``). Keys: arrows move the query one cell, ``[`` and ``]`` change its frame, ``m``
-turns the mass view (``nlviz.mass``) on and off. ``save`` writes the drawing for slides; in a
-notebook the explorer also carries a PNG of its state for static viewers (the course site).
-"""
-
-from __future__ import annotations
+"""``AffinityExplorer``: click a pixel of any frame, see where it attends in every frame (notebook
+05), a row of frames per ``nlviz.attention.Source``. Clicks and keys need ipympl; the sliders and
+``select(t, y, x)`` take their path. Keys: arrows move the query, ``[ ]`` its frame, ``m`` mass."""
 
 import base64
 import io
@@ -31,7 +21,6 @@ from nlviz.plot import _color_scale, save_figure
 from nlviz.utils import check_bool, check_choice, check_int, check_real
 
 __all__ = ["AffinityExplorer", "STATUS_CLASS", "ERROR_CLASS"]
-
 STATUS_CLASS, ERROR_CLASS = "nlviz-explorer-status", "nlviz-explorer-error"
 SOURCE_KEYS = ("name", "label", "grid_shape", "pool", "patch_size", "patch_distance", "h", "sigma",
                "per_frame", "block")  # fmt: skip
@@ -44,8 +33,7 @@ def _mass(name: str, value) -> float | None:
     return None if value is None else (check_real(name, value, minimum=0, maximum=1) or None)
 
 
-def _option(name: str, check):
-    """A property whose new value is checked, then drawn."""
+def _option(name: str, check):  # a property whose new value is checked, then drawn
 
     def set_value(self, value):
         setattr(self, f"_{name}", check(name, value))
@@ -57,28 +45,13 @@ def _option(name: str, check):
 class AffinityExplorer:
     """Frames in a row per source; a click at (t, y, x) draws that query's weights everywhere.
 
-    Parameters
-    ----------
-    frames : array (T, H, W[, 3]) or an image
-    affinity_fn : callable
-        ``affinity_fn(t, y, x) -> (T, h', w')``: the weights of query (t, y, x) of the query
-        grid (``grid_shape``, default the pixels) over the grid of j (pooled by ``pool``).
-    k : int
-        How many top positions j are marked (Figure 3 draws 20).
-    scale : str
-        "auto" (signed if a weight is < 0, else log), "log", "linear" or "signed".
-    shared_scale : bool
-        One colour range for all frames (True) or one per frame.
-    query : (t, y, x), optional
-        The first query (default: the centre of the middle frame).
-    mass : float in (0, 1], optional
-        Start in the mass view: the smallest set of j holding this share of the weight.
-
-    Attributes: ``fig``, ``sources``, ``strips`` (one per row), ``frame_axes``, ``query`` and
-    ``weights`` of the first row, ``queries`` and ``all_weights`` of every row, ``mass`` (the
-    mass view's share, None for the weights), ``status`` (a Label of CSS class
-    ``nlviz-explorer-status``), ``widget`` (display it), ``controls`` (``nlviz.controls``).
-    """
+    ``frames`` (T, H, W[, 3]) or an image; ``affinity_fn(t, y, x) -> (T, h', w')``: the weights of
+    query (t, y, x) of the query grid (``grid_shape``, default: pixels) over j's grid (by ``pool``);
+    ``k`` top j are marked (Figure 3: 20); ``scale``: "auto" (signed if a weight is < 0, else log),
+    "log", "linear" or "signed"; ``shared_scale``: one colour range for all frames, or per frame;
+    ``query``: the first (default: the middle frame's centre); ``mass``: the mass view's share.
+    Attributes: ``fig``, ``sources``, ``strips``; ``frame_axes``, ``query``, ``weights`` (row 0);
+    ``queries``, ``all_weights`` (all rows); ``mass``, ``status``, ``widget``, ``controls``."""
 
     k = _option("k", lambda n, v: check_int(n, v, minimum=0, maximum=1000))
     scale = _option("scale", lambda n, v: check_choice(n, v, SCALES))
@@ -91,41 +64,39 @@ class AffinityExplorer:
         self._setup([Source.create(frames, affinity_fn, **kw)], **options)
 
     @classmethod
-    def from_sources(cls, sources, **options) -> AffinityExplorer:
+    def from_sources(cls, sources, **options) -> "AffinityExplorer":
         """An explorer with one row per ``Source`` (on frames of one shape)."""
         explorer = cls.__new__(cls)
         explorer._setup(_sources_of(sources, "sources"), **options)
         return explorer
 
     @classmethod
-    def _from(cls, make, *args, **kwargs) -> AffinityExplorer:
+    def _from(cls, make, *args, **kwargs) -> "AffinityExplorer":
         source = make(*args, **{k: v for k, v in kwargs.items() if k in SOURCE_KEYS})
         options = {k: v for k, v in kwargs.items() if k not in SOURCE_KEYS}
         return cls.from_sources([source], **options)
 
     @classmethod
-    def from_block(cls, block, features, frames, **kwargs) -> AffinityExplorer:
+    def from_block(cls, block, features, frames, **kwargs) -> "AffinityExplorer":
         """A ``NonLocalBlock`` on its input features (``Source.from_block``)."""
         return cls._from(Source.from_block, block, features, frames, **kwargs)
 
     @classmethod
-    def from_nlm(cls, video, **kwargs) -> AffinityExplorer:
+    def from_nlm(cls, video, **kwargs) -> "AffinityExplorer":
         """Non-local means weights of each pixel (``Source.from_nlm``)."""
         return cls._from(Source.from_nlm, video, **kwargs)
 
     @classmethod
-    def from_checkpoint(cls, path, batch, index=0, *, block=0, **kwargs) -> AffinityExplorer:
-        """A trained block on video ``index`` of ``batch`` (``Source.from_checkpoint``); sets
-        ``model``, ``checkpoint`` and ``logits`` (the model's output on the video)."""
+    def from_checkpoint(cls, path, batch, index=0, *, block=0, **kwargs) -> "AffinityExplorer":
+        """A trained block (``Source.from_checkpoint``); sets ``model``, ``checkpoint``, logits."""
         explorer = cls._from(Source.from_checkpoint, path, batch, index, block=block, **kwargs)
         s = explorer.sources[0]
         explorer.model, explorer.checkpoint, explorer.logits = s.model, s.checkpoint, s.output
         return explorer
 
     @classmethod
-    def compare(cls, *explorers, **options) -> AffinityExplorer:
-        """One explorer with the rows of all ``explorers`` (e.g. NLM, a tracking block and a
-        classification block): a click queries every row at the same display pixel."""
+    def compare(cls, *explorers, **options) -> "AffinityExplorer":
+        """The rows of all ``explorers`` in one: a click queries each at the same display pixel."""
         sources = [s for e in explorers or [explorers] for s in _sources_of(e, "explorers")]
         shapes = {s.geometry.frames_shape for s in sources}
         if len(shapes) > 1:
@@ -159,8 +130,7 @@ class AffinityExplorer:
         self.frame_axes, self.controls = rows[0], None
         self.colorbars, self._bar_keys = [None] * len(sources), [None] * len(sources)
         self._blitter, self._shown = _Blitter(self.fig, []), False
-        self.status = widgets.Label()
-        self.status.add_class(STATUS_CLASS)
+        self.status = widgets.Label().add_class(STATUS_CLASS)
         canvas = self.fig.canvas
         canvas.mpl_connect("button_press_event", self._on_press)
         canvas.mpl_connect("key_press_event", self._on_key)
@@ -170,10 +140,7 @@ class AffinityExplorer:
             canvas.mpl_disconnect(manager.key_press_handler_id)
         self._draw(queries, weights)
 
-    # ------------------------------------------------------------------ from code
-
-    # the first row's query (t, y, x), its weights (T, h', w'), arrows to the top-k positions j
-    # (largest weight first), grids, heatmaps and colour bar
+    # the first row's query (t, y, x), weights (T, h', w'), arrows (largest first), bar, ...
     query = property(lambda self: self.queries[0])
     weights = property(lambda self: self.all_weights[0])
     arrows = property(lambda self: list(self.strips[0].arrows))
@@ -184,12 +151,7 @@ class AffinityExplorer:
 
     def affinity(self, t: int, y: int, x: int):
         """The first source's weights of query (t, y, x), checked; draws nothing."""
-        return self.sources[0]._weights(self._cell(t, y, x))
-
-    def _cell(self, t, y, x) -> tuple[int, int, int]:
-        """Query (t, y, x) of the first grid, each checked by name."""
-        return tuple(check_int(n, v, minimum=0, maximum=top - 1)
-                     for n, v, top in zip("tyx", (t, y, x), self._grid, strict=True))  # fmt: skip
+        return self.sources[0].weights(t, y, x)
 
     def _queries(self, t, y, x) -> list[tuple[int, int, int]]:
         """Checked query (t, y, x) of the first grid, and the same display pixel on the others."""
@@ -197,10 +159,8 @@ class AffinityExplorer:
         return [(t, y, x)] + [(t, *s.geometry.cell_of_pixel(py, px)) for s in self.sources[1:]]
 
     def select(self, t: int, y: int, x: int, *, mass=None):
-        """Draw query (t, y, x) of the first grid and return its weights; a bad query raises
-        and leaves the drawing as it was. ``mass`` (a share in (0, 1], e.g. 0.6) turns the
-        mass view on with that share, 0 turns it off; left out, the view stays as it is."""
-        queries = self._queries(*self._cell(t, y, x))
+        """Draw query (t, y, x) of the first grid, return its weights; ``mass``: a share, 0: off."""
+        queries = self._queries(*self.geometry._cell(t, y, x))
         self._mass = self._mass if mass is None else _mass("mass", mass)
         return self._pick(queries)
 
@@ -209,7 +169,7 @@ class AffinityExplorer:
         _, height, width = self.geometry.frames_shape
         py = check_real("py", py, minimum=-0.5, maximum=height - 0.5)
         px = check_real("px", px, minimum=-0.5, maximum=width - 0.5)
-        return self._at_pixel(self._cell(t, 0, 0)[0], py, px)
+        return self._at_pixel(self.geometry._cell(t, 0, 0)[0], py, px)
 
     def _at_pixel(self, t, py, px) -> np.ndarray:  # a click: t is the frame clicked
         return self._pick([(t, *s.geometry.cell_of_pixel(py, px)) for s in self.sources])
@@ -221,7 +181,7 @@ class AffinityExplorer:
 
     def click_fraction(self, t: int, y: int, x: int) -> tuple[float, float]:
         """Where query cell (t, y, x) is on the canvas, as fractions (from left, from top)."""
-        t, y, x = self._cell(t, y, x)
+        t, y, x = self.geometry._cell(t, y, x)
         self.fig.draw_without_rendering()  # applies the aspect; not canvas.draw (ipympl 472)
         point = self.frame_axes[t].transData.transform(self.geometry.pixel_of_cell(y, x)[::-1])
         fx, fy = self.fig.transFigure.inverted().transform(point)
@@ -234,14 +194,11 @@ class AffinityExplorer:
         return buf.getvalue()
 
     def save(self, path, *, dpi: int = 200, overwrite: bool = False):
-        """Write the drawing as it is (every row, colour bars, markers, title) to ``path``, like
-        ``nlviz.plot.save_figure``: .png at ``dpi``, or .svg / .pdf with text as text."""
+        """Write the drawing as it is to ``path``: ``nlviz.plot.save_figure`` (.png, .svg, .pdf)."""
         return save_figure(self.fig, path, overwrite=overwrite, dpi=dpi)
 
     def close(self) -> None:
         plt.close(self.fig)
-
-    # ------------------------------------------------------------------ widget
 
     @property
     def widget(self):
@@ -257,8 +214,7 @@ class AffinityExplorer:
         bundle["image/png"] = base64.b64encode(self.png()).decode()
         return bundle
 
-    def _on_press(self, event) -> None:
-        """A click: display pixel -> the query cell of every row; errors go to ``status``."""
+    def _on_press(self, event) -> None:  # a click: the query cell of every row at that pixel
         axes = [ax for s in self.strips for ax in s.axes]
         if event.button != 1 or event.inaxes not in axes or event.xdata is None:
             return
@@ -267,8 +223,7 @@ class AffinityExplorer:
         t = axes.index(event.inaxes) % len(self.frame_axes)
         self._safe(self._at_pixel, t, event.ydata, event.xdata)
 
-    def _on_key(self, event) -> None:
-        """A key on the canvas (see the module's docstring); a move stops at the edge."""
+    def _on_key(self, event) -> None:  # the keys of the module's docstring
         if event.key == "m":  # the share in use was checked when it was set
             self._mass = None if self._mass else self.last_mass
             self._safe(self._pick, self.queries)
@@ -277,8 +232,7 @@ class AffinityExplorer:
             moved = [min(max(q + d, 0), n) for q, d, n in zip(self.query, step, tops, strict=True)]
             self._safe(lambda: self._pick(self._queries(*moved)))
 
-    def _safe(self, fn, *args) -> None:
-        """Run ``fn`` for a click or a slider: never raise, report errors in ``status``."""
+    def _safe(self, fn, *args) -> None:  # for a click or a slider: errors go to status
         try:
             fn(*args)
         except Exception as err:  # noqa: BLE001 - the event loop must not see it
@@ -290,10 +244,7 @@ class AffinityExplorer:
         if self.controls is not None:  # the controls back on the drawn state
             self.controls.sync()
 
-    # ------------------------------------------------------------------ drawing
-
-    def _draw(self, queries, weights) -> None:
-        """Draw new queries (or options): the strips, then on a live canvas only what changed."""
+    def _draw(self, queries, weights) -> None:  # new queries or options; then _show
         options = (self._k, self._scale, self._shared_scale, self._mass, False)
         for r, (strip, q, w) in enumerate(zip(self.strips, queries, weights, strict=True)):
             _, used = strip.update(w, q, *options)
@@ -309,17 +260,14 @@ class AffinityExplorer:
         names = " | ".join(s.name for s in self.sources)
         frames = " ".join(f"{v:.0f}" for v in 100 * np.abs(weights[0]).sum((1, 2))
                           / (np.abs(weights[0]).sum() or 1))  # fmt: skip
-        self.status.value = (f"{names}: {where}, pixel (y, x) = ({py:.0f}, {px:.0f}); "
-                             f"top-{self._k} j, max weight {weights[0].max():.3g}; "
-                             f"weight per frame {frames} %"
+        self.status.value = (f"{names}: {where}, pixel (y, x) = ({py:.0f}, {px:.0f}); top-{self._k}"
+                             f" j, max weight {weights[0].max():.3g}; weight per frame {frames} %"
                              + (f"; {mass}" if mass else ""))  # fmt: skip
         self.status.remove_class(ERROR_CLASS)
         self._sync()
         self._show()
 
-    def _colour_bar(self, r: int, used: str, label: str) -> None:
-        """Row r's colour bar, relative to the largest weight (as the colours are): a click
-        leaves it as it is; a new scale redraws it."""
+    def _colour_bar(self, r: int, used: str, label: str) -> None:  # redrawn for a new scale only
         shared = self._shared_scale
         if self._bar_keys[r] != (used, shared):
             self._bars[r].clear()
@@ -332,8 +280,7 @@ class AffinityExplorer:
             self._blitter.invalidate()
 
     def redraw(self) -> None:
-        """Put the last drawing on the canvas the way a click does: only what changed is drawn
-        over the rest (``nlviz.blit``); the same picture as a full ``fig.canvas.draw()``."""
+        """Put the last drawing on the canvas as a click does, drawing only what changed (blit)."""
         changing = [a for strip in self.strips for a in strip.changing]
         if self._mass:  # the frames' titles give the share in the mask
             changing += [ax.title for strip in self.strips for ax in strip.axes]
@@ -346,8 +293,7 @@ class AffinityExplorer:
             self.fig.canvas.draw_idle()
 
     def _show(self) -> None:
-        """After a change: a live canvas shown once redraws what changed; a static view gets a
-        new picture; under Agg (tests, scripts) the caller draws."""
+        """Show a change: redraw a live canvas, or a new picture (under Agg the caller draws)."""
         if type(self.fig.canvas).draw_idle is not FigureCanvasBase.draw_idle:
             if self._shown and not getattr(self.fig.canvas, "syncing_data_url", False):
                 self.redraw()

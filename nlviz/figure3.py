@@ -1,16 +1,6 @@
-"""Figure 3 of the paper, drawn: one query's weights over T frames and its top-k positions j
-(notebook 05). ``_Strip`` draws one source's frames; the widget (``nlviz.explorer``) and the
-static ``figure3`` share it, so both show the same picture in the same colours.
-
-In every frame the query's position is a star (filled in its own frame, hollow elsewhere) and
-the query's top-k positions j in that frame are circles of area proportional to the weight,
-joined to the star by arrows that stay inside their frame. Positions with less than ``FLOOR``
-(1e-3) times the largest weight are not marked: a peaked softmax marks only what one can see.
-The mass view (``nlviz.mass``) shows only the smallest set of j holding a share of the weight,
-outlined, each frame's part of it in the frame's title.
-"""
-
-from __future__ import annotations
+"""Figure 3 of the paper (notebook 05): one query's weights over T frames, the query a star
+(filled in its own frame), its top-k j circles of area ~ weight, arrows to them in their frame,
+none below ``FLOOR`` times the largest; ``_Strip`` draws them for ``figure3`` and the explorer."""
 
 import textwrap
 
@@ -27,7 +17,6 @@ from nlviz.plot import FLOOR, NEAREST, SCALES, _color_scale, _text, weight_cmap
 from nlviz.utils import check_bool, check_choice, check_int
 
 __all__ = ["SCALES", "figure3"]
-
 ARROW, STAR, OUTLINE, QUERY_FRAME = "#00e5ff", "#39ff14", "#ffe600", "#c00000"
 HEAD = (4.0, 2.0)  # arrow head length and half-width, points (matplotlib's "-|>" at 10 pt)
 
@@ -35,8 +24,7 @@ HEAD = (4.0, 2.0)  # arrow head length and half-width, points (matplotlib's "-|>
 def _top_k(weights: np.ndarray, k: int):
     """(t, y', x', weight) of the k largest weights, largest first; none tied at the minimum."""
     flat, k = weights.reshape(-1), min(k, weights.size)
-    # the candidates: every position at least as large as the k-th largest (ties included),
-    # ranked like a stable sort of all (a click ranks ~k positions, not all N')
+    # candidates: all >= the k-th largest (ties too), ranked as a stable sort (a click: ~k, not N')
     cand = np.flatnonzero(flat >= np.partition(flat, flat.size - k)[flat.size - k]) if k else []
     idx = np.asarray(cand, int)[np.argsort(-flat[cand], kind="stable")][:k]
     idx = idx[flat[idx] > flat.min()]  # a constant map (e.g. all zero) ranks nothing
@@ -53,8 +41,7 @@ def _colours(weights: np.ndarray, norm, scale: str) -> np.ndarray:
 
 
 def _arrow(start, end, shaft: float, head: tuple[float, float]) -> np.ndarray:
-    """The outline (7, 2) of an arrow from ``start`` to ``end`` with a shaft ``shaft`` wide and
-    a head (length, half-width), all in data units: a polygon, one fill for the whole arrow."""
+    """Polygon (7, 2) of an arrow start -> end, ``shaft`` wide, ``head`` (length, half-width)."""
     start, end = np.asarray(start, float), np.asarray(end, float)
     length = float(np.hypot(*(end - start))) or 1e-9
     along = (end - start) / length
@@ -65,13 +52,9 @@ def _arrow(start, end, shaft: float, head: tuple[float, float]) -> np.ndarray:
 
 
 class _Strip:
-    """The frames of one source (``axes``, one per frame): heatmaps of the weights, the query
-    and its top-k positions j. ``update`` draws a new query, reusing the artists.
-
-    Attributes: ``heat`` (an RGBA image per frame), ``weights``, ``visible`` (where a heatmap
-    is not transparent), ``shown`` (the weights as drawn), ``arrows`` ((t, start, end, weight),
-    largest first), ``mask`` and ``inside`` (the mass view's j and share per frame),
-    ``changing`` (the artists a query redraws)."""
+    """The frames of one source (``axes``): heatmaps, the query, its top-k j, redrawn by ``update``.
+    Attributes: ``heat`` (RGBA images), ``weights``, ``visible`` (drawn), ``shown``, ``arrows``
+    ((t, start, end, weight), largest first), ``mask`` and ``inside`` (mass view), ``changing``."""
 
     def __init__(self, fig: Figure, axes, source: Source) -> None:
         self.fig, self.axes, self.source, self.geometry = fig, list(axes), source, source.geometry
@@ -101,23 +84,18 @@ class _Strip:
 
     def update(self, weights: np.ndarray, query, k: int, scale="auto", shared_scale=True,
                mass=None, shares=True):  # fmt: skip
-        """Draw ``weights`` (T, h', w') of ``query`` (t, y, x), with ``mass`` (a share) only the
-        smallest set of j holding it; titles give each frame's share (``shares=False``: the
-        query's frame outlined instead). Returns the norm of the query's frame and the scale."""
+        """Draw ``weights`` (T, h', w') of ``query`` (t, y, x), with ``mass`` only the fewest j
+        holding it; titles: shares (``shares=False``: a box). Returns (its frame's norm, scale)."""
         tq, (qy, qx) = query[0], self.geometry.pixel_of_cell(*query[1:])
         norm, used, _ = _color_scale(weights, scale)
-        total = np.abs(weights).sum() or 1.0
+        self.weights, total = weights, np.abs(weights).sum() or 1.0
         self.mask, self.inside = _mass_set(weights, mass) if mass else (None, None)
         self.visible = (weights > 0) if used == "log" else np.ones(weights.shape, bool)
         self.visible &= True if self.mask is None else self.mask
-        self.weights = weights
-        if shared_scale:
-            colours = _colours(weights, norm, used)
-        else:
-            colours = np.stack([_colours(w, _color_scale(w, used)[0], used) for w in weights])
+        colours = _colours(weights, norm, used) if shared_scale else np.stack(
+            [_colours(w, _color_scale(w, used)[0], used) for w in weights])  # fmt: skip
         colours[~self.visible] = 0  # transparent: a log scale's zeros, outside the mass view
-        (sy, sx), (py, px) = self.geometry.stride, self.geometry.pool
-        cell = np.array([px * sx, py * sy])
+        cell = np.array(self.geometry.pool[::-1]) * self.geometry.stride[::-1]  # (x, y) pixels
         for t, (ax, im, star) in enumerate(zip(self.axes, self.heat, self.stars, strict=True)):
             im.set_data(colours[t])
             own = t == tq
@@ -143,8 +121,7 @@ class _Strip:
         """The weights of each frame as drawn: masked where the heatmap is transparent."""
         return [np.ma.masked_array(w, ~v) for w, v in zip(self.weights, self.visible, strict=True)]
 
-    def _mark(self, weights, used, k, start) -> None:
-        """Circles on the top-k positions j (area ~ weight) and arrows to them from ``start``."""
+    def _mark(self, weights, used, k, start) -> None:  # top-k j: circles, arrows from start
         tt, yj, xj, ww = _top_k(np.abs(weights) if used == "signed" else weights, k)
         keep = np.abs(ww) >= FLOOR * np.abs(ww).max(initial=0)  # marks only weights one can see
         tt, yj, xj, ww = tt[keep], yj[keep], xj[keep], ww[keep]
@@ -166,8 +143,7 @@ class _Strip:
             fan.set_facecolors([(*to_rgb(ARROW), 0.5 + s / 2) for s in size[here]])
 
 
-def _colorbar(fig: Figure, cax, norm, scale: str, label: str):
-    """A strip's colour bar: the heatmaps' colours, opaque; the scale named in the label."""
+def _colorbar(fig: Figure, cax, norm, scale: str, label: str):  # opaque; label names the scale
     note = {"signed": " (signed)", "linear": ""}.get(scale, _color_scale(np.ones(1), "log")[2])
     bar = fig.colorbar(ScalarMappable(norm, weight_cmap(scale == "signed")), cax=cax)
     bar.set_label(textwrap.fill(label + note, 22), fontsize=9)
@@ -175,9 +151,8 @@ def _colorbar(fig: Figure, cax, norm, scale: str, label: str):
 
 
 def _frame_grid(fig: Figure, frames_shape, n_rows: int, ncols=None, header: float = 0.55):
-    """Size ``fig`` and give it, per source row, its frame Axes (``ncols`` to a line, default up
-    to 4) and a colour-bar Axes, ``header`` inches left above for titles. A gridspec without
-    constrained layout: redraws solve nothing."""
+    """Size ``fig``; per source row its frame Axes (``ncols`` to a line, default up to 4) and a
+    colour-bar Axes, ``header`` inches above; a plain gridspec: redraws solve no layout."""
     t, height, width = frames_shape[:3]
     ncols = min(t, 4) if ncols is None else ncols
     lines, cell = -(-t // ncols), min(5.0 / ncols, 3.0)  # <= 6.5 in wide
@@ -201,9 +176,8 @@ def _sources_of(obj, name: str) -> list[Source]:
 
 
 def figure3(explorer, queries, *, k=20, scale="auto", shared_scale=True, title=None, ncols=None):
-    """The paper's Figure 3: a row of frames per query (t, y, x) of one source (a ``Source``
-    or an ``AffinityExplorer``'s first), ``ncols`` frames to a line (default up to 4); a static
-    Figure (not pyplot's). Returns ``(fig, rows)``, rows[r] the Axes of row r."""
+    """Figure 3: a row per query (t, y, x) of a ``Source`` or an explorer's first, ``ncols`` frames
+    a line (default up to 4). Returns ``(fig, rows)``, fig not pyplot's, rows[r] row r's Axes."""
     source = _sources_of(explorer, "explorer")[0]
     if isinstance(queries, str) or not isinstance(queries, list | tuple) or not queries:
         raise ValueError(f"queries: expected a list of (t, y, x), got {queries!r}")

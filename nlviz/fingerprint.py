@@ -1,19 +1,8 @@
 """What made a committed result: a fingerprint of a run's start, and the machine it ran on.
-
-A trained number depends on the code that set the run up: the model's initial weights (its
-layers, their order, their initialisation, the seed) and the data (the generator, its seed, the
-batch order). ``fingerprint`` condenses them into one short string that a checkpoint and a
-results CSV store beside what they hold; ``tests/test_fingerprints.py`` recomputes it from
-today's code, without training, and names the file to regenerate when it differs.
-
-The same code gives the same fingerprint on every CPU: sizes, names and labels are hashed
-exactly, floats (weights, pixels) enter as a few random projections compared with a tolerance
-far above round-off (``matches``): any real change moves every projection by about 1.
-
-    fp1:<sha256 of the exact part, 12 hex>:w=<rms>,<z1>,<z2>,<z3>:x=<rms>,<z1>,<z2>,<z3>
-"""
-
-from __future__ import annotations
+``fingerprint``: a string of a run's initial weights and first batch, in checkpoints and results
+CSVs, recomputed by ``tests/test_fingerprints.py``. Names and sizes are hashed, floats randomly
+projected, equal within a tolerance far above round-off (``matches``): one code matches on any CPU.
+Format: ``fp1:<sha256 of the exact part, 12 hex>:w=<rms>,<z1>,<z2>,<z3>:x=<rms>,<z1>,<z2>,<z3>``."""
 
 import hashlib
 import json
@@ -27,15 +16,13 @@ from torch import nn
 from nlviz.utils import check_type
 
 __all__ = ["fingerprint", "matches", "machine"]
-
 VERSION = "fp1"
 PROJECTIONS = 3
 TOLERANCE = 2e-3  # on each projection (about N(0, 1)) and relatively on each rms
 
 
 def _summary(values: list[np.ndarray]) -> str:
-    """rms and ``PROJECTIONS`` projections z_k = r_k . x / |x| of the concatenated values on
-    fixed random +-1 vectors r_k (integers only: the same on every machine)."""
+    """rms, then z_k = r_k . x / |x| for ``PROJECTIONS`` fixed +-1 vectors r_k (integer: exact)."""
     x = np.concatenate([np.asarray(v, np.float64).reshape(-1) for v in values])
     norm = float(np.sqrt(x @ x))
     rng = np.random.default_rng(20180601)  # fixed: the same r_k for every fingerprint
@@ -46,19 +33,8 @@ def _summary(values: list[np.ndarray]) -> str:
 
 
 def fingerprint(model: nn.Module, exact: dict, pixels: tuple[torch.Tensor, ...]) -> str:
-    """The fingerprint of a run that starts from ``model`` and sees ``pixels`` first.
-
-    Parameters
-    ----------
-    model : nn.Module
-        The model as initialised, before any step: every floating tensor of its state dict
-        (sorted by name) enters the projections; names, shapes and dtypes the exact part.
-    exact : dict
-        Plain values hashed exactly: the config, the seed, the first batch's indices and labels.
-    pixels : tuple of tensors
-        The first batch's images or videos (and masks), projected: a pixel that rounds the
-        other way on another CPU changes the projections by about 1e-5.
-    """
+    """A run's fingerprint from ``model`` as initialised and ``pixels`` (tensors, the first batch):
+    floats projected; names, shapes, dtypes and ``exact`` (config, seed, labels) hashed."""
     check_type("model", model, nn.Module, "an nn.Module")
     check_type("exact", exact, dict, "a dict of plain values")
     if not (isinstance(pixels, tuple) and pixels and all(map(torch.is_tensor, pixels))):
@@ -78,8 +54,7 @@ def _parts(fp: str) -> tuple[str, list[list[float]]]:
 
 
 def matches(a: str, b: str) -> bool:
-    """True when fingerprints ``a`` and ``b`` come from the same code: the exact parts equal,
-    every rms within a relative and every projection within an absolute ``TOLERANCE``."""
+    """Same code? Exact parts equal, rms (relative), projections (absolute) within ``TOLERANCE``."""
     try:
         (head_a, nums_a), (head_b, nums_b) = _parts(a), _parts(b)
         pairs = [(u, v) for us, vs in zip(nums_a, nums_b, strict=True)
@@ -94,9 +69,7 @@ def matches(a: str, b: str) -> bool:
 
 
 def machine() -> str:
-    """The CPU (model name, family and model number where Linux says them) and the kernels
-    torch dispatches on it, e.g. "AMD EPYC family 26 model 2 (AVX512)"; under
-    ``ATEN_CPU_CAPABILITY=default`` it ends in "(DEFAULT)"."""
+    """The CPU and the kernels torch dispatches on it: "AMD EPYC family 26 model 2 (AVX512)"."""
     info, cpuinfo = {}, Path("/proc/cpuinfo")
     for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else ():
         key, _, value = line.partition(":")

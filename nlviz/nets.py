@@ -1,9 +1,8 @@
 """The networks of the video tasks of ``nlviz.video`` (notebooks 04, 05): C2D, in which every
 convolution is 2-D and applied to each frame (paper Sec. 4.1), with non-local blocks in space,
-time or spacetime; ``VideoNet`` classifies a video, ``TrackNet`` labels its pixels.
+time or spacetime, or ``attention`` blocks of ``nlviz.spacetime`` (notebook 07); ``VideoNet``
+classifies a video, ``TrackNet`` labels its pixels.
 """
-
-from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -11,12 +10,14 @@ from torch import Tensor, nn
 
 from nlviz.block import NonLocalBlock, _check_like
 from nlviz.pairwise import _check_tensor, check_pairwise
-from nlviz.utils import check_choice, check_int
+from nlviz.spacetime import SpacetimeAttention
+from nlviz.utils import check_choice, check_int, check_type
 
 __all__ = ["VARIANTS", "PLACES", "VideoNet", "TrackNet", "count_parameters"]
 
 VARIANTS = ("spacetime", "space", "time", "none")
 PLACES = ("res4.0", "res3.0", "res3.1", "res4.1")  # where blocks go, in order of use
+ATTENTION_PLACES = ("res4.0", "res4.1")  # spacetime attention blocks: at one resolution
 
 
 def _fold(x: Tensor) -> Tensor:
@@ -72,6 +73,16 @@ class _NonLocalVideo(nn.Module):
         return z.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2).contiguous()
 
 
+def _blocks(c: int, variant: str, pairwise: str, attention: dict | None) -> nn.Module:
+    """A non-local block of ``variant``, or a ``SpacetimeAttention(c, **attention)``."""
+    if attention is None:
+        return _NonLocalVideo(c, variant, pairwise)
+    return SpacetimeAttention(c, **check_type("attention", attention, dict, "a dict of arguments"))
+
+
+_BLOCKS = (_NonLocalVideo, SpacetimeAttention)
+
+
 def _check_input(x, channels: int, weight: Tensor) -> None:
     _check_like(_check_tensor("x", x, 5, f"(B, {channels}, T, H, W)"), weight)
     if x.shape[1] != channels:
@@ -85,14 +96,16 @@ class VideoNet(nn.Module):
     (3x3 conv, 2x2 max-pool), res2 (1 basic block, width w), res3 (2 blocks, 2w, stride 2), res4
     (2 blocks, 4w, stride 2), global average pooling and a linear classifier. ``blocks``
     non-local blocks follow the residual blocks ``PLACES[:blocks]`` (1: in res4 as in Table 2a;
-    3: two in res3, one in res4); ``places`` lists them in network order."""
+    3: two in res3, one in res4); ``places`` lists them in network order. With ``attention``
+    (``SpacetimeAttention``'s arguments) the blocks are those, after ``ATTENTION_PLACES``."""
 
     def __init__(self, *, variant="spacetime", pairwise="embedded_gaussian", blocks=1, width=16,
-                 num_classes=2) -> None:  # fmt: skip
+                 num_classes=2, attention=None) -> None:  # fmt: skip
         super().__init__()
         self.variant = check_choice("variant", variant, VARIANTS)
         self.pairwise = check_pairwise(pairwise)
-        self.blocks = 0 if variant == "none" else check_int("blocks", blocks, minimum=0, maximum=4)
+        top = 4 if attention is None else len(ATTENTION_PLACES)
+        self.blocks = check_int("blocks", blocks, minimum=0, maximum=top) * (variant != "none")
         w = check_int("width", width, minimum=1, maximum=256)
         num_classes = check_int("num_classes", num_classes, minimum=2, maximum=1000)
         self.stem = nn.Sequential(*_conv(3, w), nn.ReLU(), nn.MaxPool2d(2))
@@ -101,21 +114,21 @@ class VideoNet(nn.Module):
         self.layers, self.places = nn.ModuleList(), []
         for place, c_in, c_out, stride in stages:
             self.layers.append(BasicBlock(c_in, c_out, stride))
-            if place in PLACES[: self.blocks]:
-                self.layers.append(_NonLocalVideo(c_out, self.variant, self.pairwise))
+            if place in (PLACES if attention is None else ATTENTION_PLACES)[: self.blocks]:
+                self.layers.append(_blocks(c_out, self.variant, self.pairwise, attention))
                 self.places.append(place)
         self.fc = nn.Linear(4 * w, num_classes)
 
-    def nonlocal_blocks(self) -> list[_NonLocalVideo]:
-        """The non-local blocks in network order (after ``places[k]``)."""
-        return [m for m in self.layers if isinstance(m, _NonLocalVideo)]
+    def nonlocal_blocks(self) -> list[nn.Module]:
+        """The non-local (or attention) blocks in network order (after ``places[k]``)."""
+        return [m for m in self.layers if isinstance(m, _BLOCKS)]
 
     def features(self, x: Tensor) -> Tensor:
         """(B, 3, T, H, W) -> the last feature map (B, 4w, T, H/8, W/8)."""
         _check_input(x, 3, self.stem[0].weight)
         t, h = x.shape[2], self.stem(_fold(x))
         for layer in self.layers:
-            h = _fold(layer(_unfold(h, t))) if isinstance(layer, _NonLocalVideo) else layer(h)
+            h = _fold(layer(_unfold(h, t))) if isinstance(layer, _BLOCKS) else layer(h)
         return _unfold(h, t)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -130,9 +143,10 @@ class TrackNet(nn.Module):
     see the RGB only, so an object looks alike in every frame; the K label channels, averaged
     over each stride-4 cell, join the features at the block's input. The head is a 1x1 conv on
     the block's output, upsampled, plus one on ``skip``. ``variant="none"``: the per-frame
-    baseline, without the block."""
+    baseline, without the block; ``attention``: ``blocks`` ``SpacetimeAttention`` in a row."""
 
-    def __init__(self, *, variant="spacetime", pairwise="embedded_gaussian", labels=4, width=32):
+    def __init__(self, *, variant="spacetime", pairwise="embedded_gaussian", labels=4, width=32,
+                 blocks=1, attention=None):  # fmt: skip
         super().__init__()
         self.variant = check_choice("variant", variant, ("spacetime", "none"))
         self.pairwise = check_pairwise(pairwise)
@@ -141,13 +155,15 @@ class TrackNet(nn.Module):
         self.skip = nn.Sequential(*_conv(3, w // 2), nn.ReLU())
         self.stem = nn.Sequential(*_conv(w // 2, w, 2), nn.ReLU(), *_conv(w, w, 2), nn.ReLU(),
                                   *_conv(w, w), nn.ReLU())  # fmt: skip
-        block = [_NonLocalVideo(w + labels, "spacetime", pairwise)] if variant != "none" else []
-        self.layers = nn.ModuleList(block)
+        n = check_int("blocks", blocks, minimum=1, maximum=1 if attention is None else 4)
+        n *= variant != "none"
+        self.layers = nn.ModuleList(_blocks(w + labels, "spacetime", pairwise, attention)
+                                    for _ in range(n))  # fmt: skip
         self.places = ["stem"] * len(self.layers)
         self.head = nn.Conv2d(w + labels, labels, 1)
         self.head_skip = nn.Conv2d(w // 2, labels, 1, bias=False)
 
-    def nonlocal_blocks(self) -> list[_NonLocalVideo]:
+    def nonlocal_blocks(self) -> list[nn.Module]:
         return list(self.layers)
 
     def forward(self, x: Tensor) -> Tensor:

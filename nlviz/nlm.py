@@ -3,19 +3,12 @@
     NL[v](i) = sum_j w(i, j) v(j),   w(i, j) = exp(-d(i, j)) / Z(i),
     d(i, j) = max(mean((v(N_i) - v(N_j))**2) - 2 sigma**2, 0) / h**2,
 
-j in the search window of i (side 2 * patch_distance + 1), N_i the patch centred on i (side
-``patch_size`` along every axis: a square in an image (H, W), a cube in a volume (T, H, W)),
-the mean taken over the patch and the channels, Z(i) the sum of the weights of i: the
-conventions of scikit-image's fast mode (a 3-D array without ``channel_axis`` is a volume,
-searched over space and time). Borders, the same in all three functions: patches are read
-from the image padded by reflection; the window is clipped to the image.
-
-Precision: ``denoise_nl_means`` computes distances and weights in float32 and their sums in
-float64 (within about 2e-7 of float64, relative to the image's range); ``nlm_weights`` and
-``nlm_loop`` compute in float64.
-"""
-
-from __future__ import annotations
+j in i's search window (side 2 * patch_distance + 1), N_i the patch centred on i (side
+``patch_size``: a square in an image (H, W), a cube in a volume (T, H, W)), the mean over patch and
+channels, Z(i) the sum of i's weights: scikit-image's fast mode (3-D without ``channel_axis``: a
+volume, searched in space and time). Borders, in all three: patches read from the reflection-padded
+image, windows clipped. Precision: ``denoise_nl_means`` has float32 distances and weights, float64
+sums (within ~2e-7 of float64, relative to the range); ``nlm_weights``, ``nlm_loop``: float64."""
 
 import itertools
 import math
@@ -31,7 +24,6 @@ __all__ = ["denoise_nl_means", "nlm_weights", "nlm_loop"]
 FLUSH = 16  # float32 partial sums of this many shifts are added into the float64 sums
 
 
-# ----------------------------------------------------------------------------- checks
 def _as_planes(image, channel_axis):
     """Check ``image``; return it as float planes (C, *S) and the function that undoes that."""
     arr, colour = np.asarray(image), channel_axis is not None
@@ -71,7 +63,6 @@ def _validate(image, channel_axis, patch_size, patch_distance, h, sigma):
     return planes, unplane, int(patch_size) // 2, patch_distance, h, sigma
 
 
-# ----------------------------------------------------------------------------- the filter
 def box_sum_slices(x, k: int, stride: int, n: int, out, pairs) -> np.ndarray:
     """out[m] = sum of x[m + q * stride], q = 0 .. k - 1, m < n, k odd: contiguous slices.
 
@@ -200,7 +191,6 @@ def denoise_nl_means(image, patch_size=7, patch_distance=11, h=0.1, sigma=0.0,
     return unplane(nlm_shifts(planes, r, pd, h, sigma).astype(planes.dtype, copy=False))
 
 
-# ----------------------------------------------------------------------------- one position
 def nlm_weights(image, query, patch_size=7, patch_distance=11, h=0.1, sigma=0.0,
                 channel_axis=None) -> np.ndarray:  # fmt: skip
     """The weights w(i, j) that position ``query = i`` averages with, in float64.
@@ -250,7 +240,6 @@ def _weights_fn(image, patch_size=7, patch_distance=11, h=0.1, sigma=0.0, channe
     return fn
 
 
-# ----------------------------------------------------------------------------- the definition
 def nlm_loop(image, patch_size=7, patch_distance=11, h=0.1, sigma=0.0,
              channel_axis=None) -> np.ndarray:  # fmt: skip
     """Non-local means as its definition: for each position i, for each j in its window, the

@@ -1,22 +1,9 @@
 """The four pairwise functions of the non-local operation, paper Eq. 1-5, in torch (notebook 02).
 
-Eq. 1: ``y_i = 1/C(x) sum_j f(x_i, x_j) g(x_j)``, on tokens (positions flattened, channels
-last): theta (B, N, Ck) for the query positions i, phi (B, M, Ck) for the positions j
-(M = N' after subsampling), g (B, M, Cv).
-
-| pairwise            | f(x_i, x_j)                  | C(x)    | paper |
-|---------------------|------------------------------|---------|-------|
-| "gaussian"          | exp(x_i^T x_j)               | sum_j f | Eq. 2 |
-| "embedded_gaussian" | exp(theta_i^T phi_j)         | sum_j f | Eq. 3 |
-| "dot_product"       | theta_i^T phi_j              | M       | Eq. 4 |
-| "concatenation"     | ReLU(w_f^T [theta_i, phi_j]) | M       | Eq. 5 |
-
-``affinity`` gives the weights f / C (B, N, M), the naive reference; ``aggregate`` gives y
-(B, N, Cv) by an efficient form that never holds N x M. ``scale=True`` divides theta^T phi by
-sqrt(Ck), as the official code does (the paper does not); Eq. 5 has no theta^T phi to scale.
-"""
-
-from __future__ import annotations
+Eq. 1, ``y_i = 1/C(x) sum_j f(x_i, x_j) g(x_j)``, on tokens: theta (B, N, Ck) of the queries i,
+phi (B, M, Ck) of the j (M = N' after subsampling), g (B, M, Cv); f, C by name: notebook 02's table.
+``affinity``: the weights f / C (B, N, M), naive; ``aggregate``: y (B, N, Cv), never N x M.
+``scale=True`` divides theta^T phi by sqrt(Ck) as the official code does (not the paper)."""
 
 import math
 
@@ -25,12 +12,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from nlviz.utils import check_bool, check_choice, check_int, check_real
+from nlviz.utils import check_bool, check_choice, check_int, check_real, check_type
 
 __all__ = ["PAIRWISE", "SOFTMAX_FORMS", "check_pairwise", "affinity", "aggregate",
            "aggregate_naive", "softmax_aggregate", "dot_product_aggregate",
            "concatenation_aggregate", "concatenation_scalars"]  # fmt: skip
-
 PAIRWISE = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
 SOFTMAX_FORMS = ("gaussian", "embedded_gaussian")
 FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -42,10 +28,8 @@ def check_pairwise(pairwise: str) -> str:
 
 
 def _check_tensor(name: str, t, ndim, layout: str, like=None, finite=True) -> Tensor:
-    """A floating-point tensor, no dimension empty, with ``ndim`` dims (None: any), finite
-    (unless not ``finite``), and the dtype and device of ``like``."""
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor {layout}, got {type(t).__name__}")
+    """A float tensor of ``ndim`` dims (None: any), none empty, finite, and like ``like``."""
+    check_type(name, t, Tensor, f"a torch.Tensor {layout}")
     if t.dtype not in FLOATS:
         raise TypeError(f"{name}: expected a floating-point tensor, got dtype {t.dtype}")
     if ndim is not None and t.ndim != ndim:
@@ -83,9 +67,7 @@ def _check(pairwise, theta, phi, g=None, w_f=None, scale=False) -> float:
 
 
 def concatenation_scalars(theta: Tensor, phi: Tensor, w_f: Tensor) -> tuple[Tensor, Tensor]:
-    """Eq. 5 split in two, ``w_f^T [theta_i, phi_j] = a_i + b_j``: a (B, N), b (B, M).
-
-    ``w_f`` holds 2 Ck weights in any shape, theta's half first."""
+    """Eq. 5 as ``w_f^T [theta_i, phi_j] = a_i + b_j``: a (B, N), b (B, M), theta's half first."""
     _check("concatenation", theta, phi, w_f=w_f)
     return _scalars(theta, phi, w_f)
 
@@ -115,9 +97,7 @@ def aggregate_naive(pairwise: str, theta, phi, g, *, w_f=None, scale: bool = Fal
 
 
 def aggregate(pairwise, theta, phi, g, *, w_f=None, scale=False, check: bool = True) -> Tensor:
-    """y of Eq. 1, (B, N, Cv), by the efficient form of ``pairwise``, never N x M.
-
-    ``check=False`` skips the validation (``NonLocalBlock.forward`` has checked its input)."""
+    """y of Eq. 1, (B, N, Cv), never N x M; ``check=False`` skips the checks (``NonLocalBlock``)."""
     if check_bool("check", check):
         s = _check(pairwise, theta, phi, g, w_f, scale)
     else:
@@ -136,11 +116,9 @@ def softmax_aggregate(theta: Tensor, phi: Tensor, g: Tensor, *, scale: float = 1
 
 
 def _softmax(theta, phi, g, s):
-    # PyTorch's flash kernel runs only on contiguous 4-D (B, heads, N, C) inputs whose q, k, v
-    # share one head dim; else SDPA falls back, silently, to the N x M math kernel. Zero
-    # padding to a common width changes neither theta^T phi nor the first Cv channels of y.
-    ck, cv = theta.shape[-1], g.shape[-1]
-    width = max(ck, cv)
+    # SDPA's flash kernel needs contiguous 4-D (B, heads, N, C) q, k, v of one head dim, else SDPA
+    # silently uses the N x M math kernel. Zero padding to one width keeps theta^T phi, y[..., :Cv].
+    width, cv = max(theta.shape[-1], g.shape[-1]), g.shape[-1]
     q, k, v = (F.pad(t, (0, width - t.size(-1))).unsqueeze(1).contiguous() for t in (theta, phi, g))
     return F.scaled_dot_product_attention(q, k, v, scale=s).squeeze(1)[..., :cv]
 
@@ -153,11 +131,8 @@ def dot_product_aggregate(theta: Tensor, phi: Tensor, g: Tensor, *, scale: float
 
 
 def concatenation_aggregate(theta, phi, g, w_f, *, method="sorted", chunk_size=1024) -> Tensor:
-    """Eq. 5, ``y_i = 1/M sum_j ReLU(a_i + b_j) g_j``, (B, N, Cv), never (2 Ck, N, M).
-
-    ``method="sorted"`` (exact, O((N + M) log M)): the live j of query i are a suffix of the j
-    sorted by b, so y comes from suffix sums of g and b g. ``"chunked"``: ``chunk_size``
-    queries at a time, recomputed in the backward pass."""
+    """Eq. 5, ``y_i = 1/M sum_j ReLU(a_i + b_j) g_j`` (B, N, Cv), no (2 Ck, N, M): "sorted" sums g,
+    b g over i's live j (a suffix in b order), O((N + M) log M); "chunked": ``chunk_size`` rows."""
     _check("concatenation", theta, phi, g, w_f)
     check_choice("method", method, ("sorted", "chunked"))
     chunk_size, (a, b) = check_int("chunk_size", chunk_size, minimum=1), _scalars(theta, phi, w_f)

@@ -1,12 +1,5 @@
-"""Static figures for the notebooks and for slides: weight maps, image grids, affinity maps.
-
-One colour convention for weights everywhere (these figures, Figure 3 and the explorer): magma
-on a log scale by default (weights below ``floor`` times the largest are transparent, and the
-colour bar says so), linear on request, and a diverging map centred on 0 for signed weights.
-Every function returns ``(fig, axes)`` and draws into given axes, so figures can be combined.
-"""
-
-from __future__ import annotations
+"""Static figures, each returning ``(fig, axes)``: weight maps, image grids, affinity maps. Weights:
+magma, log by default (transparent under ``floor`` x max), or linear; diverging if signed."""
 
 import functools
 import os
@@ -24,7 +17,6 @@ from nlviz.utils import as_array, check_bool, check_choice, check_int, check_que
 
 __all__ = ["SCALES", "FLOOR", "color_scale", "weight_cmap", "show_weights", "image_grid",
            "affinity_maps", "save_figure", "STYLE"]  # fmt: skip
-
 SCALES = ("auto", "log", "linear", "signed")
 STYLE = {"axes.titlesize": 10.5, "figure.titlesize": 11, "legend.fontsize": 9}  # notebooks' text
 SAVE_RC = {"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "nlviz"}  # text as text
@@ -35,8 +27,7 @@ QUERY = {"marker": "s", "ms": 9, "mfc": "none", "mec": "#00e5ff", "mew": 1.8, "l
 
 @functools.lru_cache(maxsize=None, typed=True)  # one per kind, for each click; 1 is not True
 def weight_cmap(signed: bool = False, overlay: bool = False) -> ListedColormap:
-    """magma (RdBu_r if ``signed``); as an ``overlay`` its opacity grows with the weight's size,
-    so that small weights let the image show; below the range and masked: transparent."""
+    """magma (``signed``: RdBu_r); ``overlay``: alpha grows with |w|, clear below; masked: clear."""
     name = SIGNED_CMAP if check_bool("signed", signed) else CMAP
     colours = matplotlib.colormaps[name](np.linspace(0, 1, 256))
     if check_bool("overlay", overlay):
@@ -47,8 +38,7 @@ def weight_cmap(signed: bool = False, overlay: bool = False) -> ListedColormap:
 
 
 def color_scale(weights, scale: str = "auto", floor: float = FLOOR, top: float | None = None):
-    """(norm, scale used, colour-bar note) for ``weights``; "auto" is "signed" if a weight is < 0,
-    else "log". ``top`` fixes the largest value (to share a scale across panels)."""
+    """(norm, scale used, bar note); "auto": "signed" if any < 0 else "log"; ``top``: shared max."""
     check_choice("scale", scale, SCALES)
     floor = check_real("floor", floor, minimum=0, maximum=1, strict=True)
     top = None if top is None else check_real("top", top, minimum=0, strict=True)
@@ -70,8 +60,7 @@ def _image(image, name="image") -> np.ndarray:
     return as_array(name, image, (2,), channels=(3, 4))
 
 
-def _text(**texts) -> None:
-    """TypeError for a title or label (by name) that is neither a str nor None."""
+def _text(**texts) -> None:  # each title or label: a str or None
     for name, value in texts.items():
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{name}: expected a str, got {type(value).__name__} {value!r:.60}")
@@ -79,13 +68,9 @@ def _text(**texts) -> None:
 
 def show_weights(image, weights, query, ax=None, *, log=True, floor=1e-4, vmax=None,
                  patch_size=None, patch_distance=None, title=None, colorbar=True):  # fmt: skip
-    """Draw the weights w(i, j) of the query pixel i = ``query`` (y, x) over the grey ``image``.
-
-    ``weights`` (H, W) e.g. from ``nlviz.nlm.nlm_weights``. The colour scale ends at ``vmax``
-    (default: the largest weight of a pixel other than the query, whose own weight exp(0) would
-    squash it); ``log`` hides weights below ``floor`` times that. ``patch_size`` outlines the
-    query's patch, ``patch_distance`` its search window. Returns ``(fig, ax)``.
-    """
+    """Draw the weights w(i, j) (H, W) of pixel i = ``query`` (y, x) over the grey ``image``, up to
+    ``vmax`` (default: the largest but the query's own), with ``log`` none below ``floor`` times
+    that; ``patch_size`` outlines the query's patch, ``patch_distance`` its window: (fig, ax)."""
     img = _image(image)
     w = as_array("weights", weights).astype(float)
     if w.shape != img.shape[:2] or (w < 0).any() or w.max() <= 0:
@@ -95,8 +80,7 @@ def show_weights(image, weights, query, ax=None, *, log=True, floor=1e-4, vmax=N
     top = np.delete(w, y * w.shape[1] + x).max(initial=0) or w.max()  # all but the query's
     top = top if vmax is None else check_real("vmax", vmax, minimum=0, strict=True)
     norm, _, note = _color_scale(w, "log" if check_bool("log", log) else "linear", floor, top)
-    if not isinstance(ax, Axes | None):
-        raise TypeError(f"ax: expected a matplotlib Axes or None, got {type(ax).__name__}")
+    utils.check_type("ax", ax, Axes | None, "a matplotlib Axes or None")
     _text(title=title)
     fig, ax = (ax.figure, ax) if ax else plt.subplots(figsize=(4.8, 4.2), layout="constrained")
     grey = img if img.ndim == 2 else img[..., :3] @ np.array([0.2125, 0.7154, 0.0721])
@@ -123,8 +107,7 @@ def show_weights(image, weights, query, ax=None, *, log=True, floor=1e-4, vmax=N
 def image_grid(images, titles=None, ncols=4, *, size=2.6, cmap="gray", vmin=0.0, vmax=1.0,
                suptitle=None, colorbar=False,
                colorbar_label="intensity (0 = black, 1 = white)"):  # fmt: skip
-    """Images side by side with titles, ``ncols`` per row, axes off; ``colorbar`` adds one
-    bar shared by the grid. Returns ``(fig, axes)``, axes a 2-D array (unused cells hidden)."""
+    """Images with titles, ``ncols`` per row, one shared ``colorbar``: ``(fig, axes)``, axes 2-D."""
     if isinstance(images, np.ndarray) or not isinstance(images, list | tuple):
         raise TypeError(f"images: expected a sequence of images, got {type(images).__name__}")
     imgs = [_image(im, f"images[{i}]") for i, im in enumerate(images)]
@@ -178,13 +161,8 @@ def _stack(maps) -> np.ndarray:
 def affinity_maps(maps, titles=None, *, query=None, image=None, shared_scale=True, scale="auto",
                   colorbar_label="weight f(x_i, x_j) / C(x)", image_title="input", ncols=None,
                   panel_size=3.0, suptitle=None, axes=None):  # fmt: skip
-    """Several (H, W) affinity maps side by side, e.g. one query's weights under each pairwise
-    function, the query pixel (y, x) marked on every panel (and on ``image``, drawn first).
-
-    ``shared_scale``: one colour scale and bar for all maps, so colours compare across panels;
-    ``scale``: "auto" (signed if a weight is < 0, else log), "log", "linear" or "signed".
-    Returns ``(fig, axes)``, the image panel first when given.
-    """
+    """(H, W) maps side by side (e.g. a query's weights per pairwise function), query (y, x) marked
+    on each and on ``image`` (first); ``shared_scale``: one scale; ``scale`` as ``color_scale``."""
     stack = _stack(maps)
     k, h, w = stack.shape
     titles = [f"map {i}" for i in range(k)] if titles is None else titles
@@ -236,11 +214,8 @@ def affinity_maps(maps, titles=None, *, query=None, image=None, shared_scale=Tru
 
 
 def save_figure(fig, path, *, overwrite: bool = False, dpi: int = 150):
-    """Save ``fig`` to ``path`` (.png, .svg or .pdf) atomically; an existing file is replaced
-    only with ``overwrite=True``. SVG and PDF keep text as text (to edit on a slide) and are the
-    same bytes for the same figure; ``dpi`` sets the PNG's resolution. Returns the path."""
-    if not isinstance(fig, Figure):
-        raise TypeError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
+    """Save ``fig`` atomically as .png (``dpi``), .svg or .pdf (text as text, same bytes): path."""
+    utils.check_type("fig", fig, Figure, "a matplotlib Figure")
     suffix = str(path).lower().rsplit(".", 1)[-1] if isinstance(path, str | os.PathLike) else ""
     if suffix not in ("png", "svg", "pdf"):
         raise ValueError(f"path: expected a .png, .svg or .pdf file name, got {path!r}")

@@ -7,8 +7,6 @@
 trained it and the fingerprint of the run's start (``nlviz.fingerprint``).
 """
 
-from __future__ import annotations
-
 import dataclasses
 import math
 import sys
@@ -178,11 +176,13 @@ def fit(model, batches, step, validate, *, epochs, lr, weight_decay, device, des
     return history
 
 
-def make_data(config: Config, split: str, n: int, start: int = 0) -> tuple[torch.Tensor, ...]:
+def make_data(config: Config, split: str, n: int, start: int = 0, speed: float = 1.0) -> tuple:
     """Videos ``start`` to ``start + n - 1`` of ``split`` as tensors: uint8 videos (n, T, H, W,
-    3), then the labels ("classify"), or the int8 masks and the (n, K) labels ("track")."""
+    3), then the labels ("classify"), or the int8 masks and the (n, K) labels ("track"; its
+    objects ``speed`` times as fast as in training)."""
     check_type("config", config, Config, "a Config (CONFIGS[name])")
-    kw = {"frames": config.frames, "size": config.size, "objects": config.objects, "start": start}
+    kw = {"frames": config.frames, "size": config.size, "objects": config.objects, "start": start,
+          "speed": speed}  # fmt: skip
     batch = generate(n, task=config.task, split=split, seed=config.data_seed, **kw)
     parts = (batch.masks, batch.labels) if config.task == "track" else (batch.labels,)
     return tuple(torch.from_numpy(p) for p in (batch.videos, *parts))
@@ -225,11 +225,14 @@ def build_model(checkpoint: dict) -> nn.Module:
     return net(**checkpoint["model"])
 
 
-def _init(config: Config, pairwise: str, variant: str, seed: int) -> tuple[dict, nn.Module]:
+def _init(config: Config, pairwise: str, variant: str, seed: int,
+          attention=None) -> tuple[dict, nn.Module]:  # fmt: skip
     """(architecture, model) of a run as initialised for ``seed``, before any step."""
     utils.seed_everything(seed)
     size = {"labels": config.objects} if config.task == "track" else {"blocks": config.blocks}
     arch = {"variant": variant, "pairwise": pairwise, **size, "width": config.width}
+    if attention is not None:  # nlviz.spacetime's blocks
+        arch |= {"blocks": config.blocks, "attention": attention}
     return arch, build_model({"kind": config.task, "model": arch})
 
 
@@ -253,14 +256,15 @@ def _fingerprint(config: Config, arch: dict, model: nn.Module, seed: int, index,
 
 
 def run_fingerprint(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", seed=0,
-                    blocks=None) -> str:  # fmt: skip
+                    blocks=None, attention=None) -> str:  # fmt: skip
     """The fingerprint that ``train`` with these arguments records, computed without training:
     the model initialised for ``seed`` and its first batch, each video generated alone."""
     _, config, seed = _resolve(config, pairwise, variant, seed, blocks)
     index = _first_batch(config, seed)
     parts = [make_data(config, "train", 1, start=int(i)) for i in index]
     batch = tuple(torch.cat(ts) for ts in zip(*parts, strict=True))
-    return _fingerprint(config, *_init(config, pairwise, variant, seed), seed, index, batch)
+    arch_model = _init(config, pairwise, variant, seed, attention)
+    return _fingerprint(config, *arch_model, seed, index, batch)
 
 
 def _resolve(config, pairwise, variant, seed, blocks) -> tuple[str, Config, int]:
@@ -276,21 +280,19 @@ def _resolve(config, pairwise, variant, seed, blocks) -> tuple[str, Config, int]
 
 def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", seed=0,
           device="auto", blocks=None, out=None, overwrite=False, progress=True,
-          data=None):  # fmt: skip
+          data=None, attention=None):  # fmt: skip
     """Train C2D (``variant="none"``) or non-local C2D on the video task of ``nlviz.video``;
     return a result with ``model``, ``checkpoint``, ``history`` (per epoch: loss, accuracy).
 
     Parameters
     ----------
-    config : str or Config
-        A name of ``CONFIGS`` or a ``Config``; ``blocks`` overrides its number of blocks.
-    seed : int
-        Seeds the weights and the batch order.
-    out : path, optional
-        The checkpoint, claimed before training (an existing file is refused unless
-        ``overwrite``, and so is one another process is writing), written atomically after.
-    data : dict, optional
-        Pre-generated {"train": (videos, labels), "val": (...)}, shared between runs.
+    config : str or Config, a name of ``CONFIGS`` or a ``Config`` (``blocks`` overrides its own)
+    seed : int, seeds the weights and the batch order
+    out : path, optional, the checkpoint: claimed before training (an existing file is refused
+        unless ``overwrite``, as is one another process writes), written atomically after
+    data : dict, optional, pre-generated {"train": (videos, labels), "val": (...)} to share
+    attention : dict, optional, ``nlviz.spacetime.SpacetimeAttention``'s arguments: its blocks
+        replace the non-local block
     """
     name, config, seed = _resolve(config, pairwise, variant, seed, blocks)
     check_bool("progress", progress)
@@ -304,7 +306,7 @@ def train(config="quick", *, pairwise="embedded_gaussian", variant="spacetime", 
         splits = {"train": config.n_train, "val": config.n_val}
         data = data or {split: make_data(config, split, n) for split, n in splits.items()}
         tensors, gen = data["train"], torch.Generator().manual_seed(seed)
-        arch, model = _init(config, pairwise, variant, seed)
+        arch, model = _init(config, pairwise, variant, seed, attention)
         index = _first_batch(config, seed)
         fp = _fingerprint(config, arch, model, seed, index, tuple(t[index] for t in tensors))
         model = model.to(dev)

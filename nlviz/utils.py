@@ -1,11 +1,5 @@
-"""Shared helpers: argument checks, device and seed, the one atomic write, the CLI parser.
-
-Public: ``pick_device`` and ``seed_everything``. The rest is nlviz's own plumbing, called at
-its public entry points: every check raises TypeError or ValueError with a message that starts
-with the argument's name and says what was expected and what came.
-"""
-
-from __future__ import annotations
+"""Shared helpers: argument checks, device, seed, the one atomic write, the CLI parser; checks raise
+TypeError or ValueError "name: expected X, got Y". Public: ``pick_device``, ``seed_everything``."""
 
 import argparse
 import contextlib
@@ -98,8 +92,7 @@ def check_query(query, shape, name: str = "query") -> tuple[int, ...]:
 
 
 def as_array(name: str, value, ndims=(2,), *, channels=()) -> np.ndarray:
-    """A finite, non-empty real NumPy array (a tensor is copied) with ndim in ``ndims``, or
-    one more dimension if the last has a size in ``channels`` (colour, e.g. (3, 4))."""
+    """A finite non-empty real array, ndim in ``ndims`` or one more (last size in ``channels``)."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     check_type(name, value, np.ndarray | list | tuple, "a NumPy array")
@@ -123,8 +116,7 @@ def as_path(name: str, path) -> Path:
 
 
 def pick_device(device: str = "auto"):
-    """A ``torch.device``: for "auto" ``$NLVIZ_DEVICE`` if set, else cuda > mps > cpu; raises
-    ValueError for an unknown name, RuntimeError for a device that is not here."""
+    """A ``torch.device``: for "auto" ``$NLVIZ_DEVICE`` if set, else cuda > mps > cpu."""
     if device == "auto":
         device = os.environ.get("NLVIZ_DEVICE", "auto")
     check_choice("device", device, ("auto", "cpu", "cuda", "mps"))
@@ -145,7 +137,6 @@ def seed_everything(seed: int) -> None:
 
 
 def _dead(pid: str) -> bool:
-    """True for the pid of a process that no longer exists."""
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, PermissionError, ValueError) as err:  # PermissionError: alive
@@ -154,12 +145,8 @@ def _dead(pid: str) -> bool:
 
 
 class Output(contextlib.AbstractContextManager):
-    """A file this process will write: claimed at once, written atomically, released after. The one
-    overwrite rule: a ``path`` that exists is refused (FileExistsError) unless ``overwrite``, and so
-    is one another live process has claimed; a folder that cannot be made or written is a
-    ValueError, all before any work. Claims and temporary files left by dead processes are removed.
-    Use as a context manager; ``write(save)`` calls ``save(binary_file)`` on a temporary file and
-    moves it onto the path."""
+    """A file claimed at once (context manager), written atomically by ``write``; the one rule:
+    FileExistsError if ``path`` exists (unless ``overwrite``) or claimed; unwritable: ValueError."""
 
     def __init__(self, path, *, overwrite: bool = False, name: str = "path") -> None:
         path, self.prefix = as_path(name, path), f".{Path(path).name}."

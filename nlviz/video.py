@@ -14,8 +14,6 @@ Video i of a split is drawn from ``numpy.random.default_rng([seed, SPLITS.index(
 whatever the number generated together.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +24,7 @@ from skimage import data as skdata
 from skimage.transform import resize
 from torch import Tensor
 
+from nlviz import utils
 from nlviz.nets import PLACES, VARIANTS, TrackNet, VideoNet, count_parameters
 from nlviz.utils import Parser, as_path, atomic_write, check_choice, check_int, check_type
 
@@ -90,7 +89,7 @@ class VideoBatch:
     def task(self) -> str:
         return "track" if self.labels.ndim == 2 else "classify"
 
-    def __getitem__(self, index) -> VideoBatch:
+    def __getitem__(self, index) -> "VideoBatch":
         return VideoBatch(*(getattr(self, f.name)[index] for f in fields(self)))
 
 
@@ -172,10 +171,10 @@ def _bounce(rng, frames: int, r: float, size: int, speed) -> np.ndarray:
     return lo + np.where(u > span, 2 * span - u, u)
 
 
-def _track_video(rng, frames: int, size: int, k: int) -> dict:
+def _track_video(rng, frames: int, size: int, k: int, pace: float = 1.0) -> dict:
     sprites, textures = _photos()
     labels, which = rng.permutation(k), rng.choice(len(SPRITES), k, replace=False)
-    radius, speed = rng.uniform(0.13, 0.18, k) * size, (0.06 * size, 0.12 * size)
+    radius, speed = rng.uniform(0.13, 0.18, k) * size, (0.06 * pace * size, 0.12 * pace * size)
     yy, xx = np.mgrid[0:size, 0:size]
     for _ in range(100):  # every object at least half visible in the reference frame
         tracks = np.stack([_bounce(rng, frames, r, size, speed) for r in radius])
@@ -205,10 +204,11 @@ def _track_video(rng, frames: int, size: int, k: int) -> dict:
 
 
 def generate(n: int, *, task="classify", split="train", seed=0, start=0, frames=None, size=None,
-             objects=4) -> VideoBatch:  # fmt: skip
+             objects=4, speed=1.0) -> VideoBatch:  # fmt: skip
     """Videos ``start .. start + n - 1`` of ``split`` of ``task`` for ``seed`` (module docstring):
     a ``VideoBatch`` of videos (n, T, size, size, 3) uint8, T = ``frames`` and H = W = ``size``
-    (default 8 and 32 for "classify", 4 and 48 for "track"), K = ``objects`` (3 to 10, "track")."""
+    (default 8 and 32 for "classify", 4 and 48 for "track"), K = ``objects`` (3 to 10, "track");
+    "track": the objects move ``speed`` times as fast (6 to 12 % of ``size`` per frame at 1)."""
     track = check_choice("task", task, TASKS) == "track"
     n, start = check_int("n", n, minimum=0, maximum=100_000), check_int("start", start, minimum=0)
     split, seed = check_choice("split", split, SPLITS), check_int("seed", seed, minimum=0)
@@ -216,11 +216,12 @@ def generate(n: int, *, task="classify", split="train", seed=0, start=0, frames=
     frames = check_int("frames", T if frames is None else frames, minimum=2, maximum=64)
     size = check_int("size", H if size is None else size, minimum=16, maximum=256)
     objects = check_int("objects", objects, minimum=3, maximum=len(SPRITES))
+    speed = utils.check_real("speed", speed, minimum=0, maximum=8)
     if n * frames * size * size * 3 > 2**31:
         raise ValueError(f"n: {n} videos of {frames} x {size} x {size} exceed 2 GiB")
     rngs = (np.random.default_rng([seed, SPLITS.index(split), start + v]) for v in range(max(n, 1)))
-    items = [_track_video(r, frames, size, objects) if track else _classify_video(r, frames, size)
-             for r in rngs]  # fmt: skip
+    items = [_track_video(r, frames, size, objects, speed) if track else
+             _classify_video(r, frames, size) for r in rngs]  # fmt: skip
     return VideoBatch(*(np.stack([np.asarray(it[f.name]) for it in items])[:n]
                         for f in fields(VideoBatch)))  # fmt: skip
 

@@ -61,6 +61,7 @@ from nlviz.denoise import DenoiseNet
 from nlviz.experiments import COLUMNS
 from nlviz.explorer import AffinityExplorer
 from nlviz.nets import VideoNet
+from nlviz.spacetime import SpacetimeAttention
 from nlviz.train import Config, make_data
 from nlviz.video import generate, save_sample
 
@@ -271,6 +272,14 @@ EXAMPLES: dict[str, Any] = {
     "plot.axes": Fresh("list", lambda: list(plt.subplots(1, 2)[1])),
     "plot.save_figure.path": out("f.png"), "plot.vmax": 0.5, "plot.top": 1.0,
     "plot.patch_size": 3, "plot.patch_distance": 2, "plot.suptitle": "a title",
+    # nlviz.spacetime (a block on C = 4 channels, (T, H, W) = (2, 4, 4))
+    "spacetime.SpacetimeAttention.channels": 4,
+    "spacetime.SpacetimeAttention.x": inp(1, 4, 2, 4, 4), "spacetime.shape": (2, 4, 4),
+    "spacetime.query": (1, 2, 3), "spacetime.mode": "divided",
+    "spacetime.block": obj(lambda: SpacetimeAttention(4, mode="divided")),
+    "spacetime.features": ten(1, 4, 2, 4, 4),
+    "spacetime.block_inputs.model": obj(lambda: nn.Sequential(SpacetimeAttention(4))),
+    "spacetime.block_inputs.x": inp(1, 4, 2, 4, 4),
     # nlviz.train
     "train.Config.n_train": 2, "train.Config.n_val": 2, "train.Config.epochs": 1,
     "train.fit.model": obj(lambda: nn.Linear(2, 1)),

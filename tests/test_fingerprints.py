@@ -20,7 +20,7 @@ from torch import nn
 from nlviz import denoise
 from nlviz import train as T
 from nlviz.checkpoint import read_checkpoint
-from nlviz.experiments import COLUMNS, RUN_COLUMNS, read_csv, summarise
+from nlviz.experiments import COLUMNS, RUN_COLUMNS, TRACK_COLUMNS, read_csv, summarise
 from nlviz.experiments import _fingerprint as fingerprint  # what today's code gives a run
 from nlviz.fingerprint import fingerprint as raw_fingerprint
 from nlviz.fingerprint import machine, matches
@@ -31,6 +31,10 @@ RESULTS, CHECKPOINTS = ROOT / "data" / "results", ROOT / "data" / "checkpoints"
 REGENERATE = {
     "ablation": "python -m nlviz.experiments --config full --jobs 2 --threads 1 --overwrite",
     "track": "python -m nlviz.experiments --config track-full --jobs 1 --threads 2 --overwrite",
+    "spacetime_track": "python -m nlviz.experiments --table spacetime --config track-full "
+    "--jobs 2 --threads 1 --overwrite",
+    "spacetime_classify": "python -m nlviz.experiments --table spacetime --config full "
+    "--jobs 2 --threads 1 --overwrite",
     "concatenation_live_pairs": "python benchmarks/concatenation_live_pairs.py --overwrite",
     "ablation_kernels": "ATEN_CPU_CAPABILITY=default python benchmarks/ablation_kernels.py "
     "--overwrite",
@@ -132,30 +136,35 @@ def _stale(path: Path, rows, recompute) -> str:
     )
 
 
-@pytest.mark.parametrize(
-    "name", ["ablation_runs.csv", "track_runs.csv", "ablation_kernels_runs.csv"]
-)
+RUNS = {"ablation_runs.csv": RUN_COLUMNS, "track_runs.csv": RUN_COLUMNS,
+        "ablation_kernels_runs.csv": RUN_COLUMNS, "spacetime_track_runs.csv": TRACK_COLUMNS,
+        "spacetime_classify_runs.csv": RUN_COLUMNS}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(RUNS))
 def test_runs_csv_is_todays_code(name):
     path = RESULTS / name
-    runs = read_csv(path, RUN_COLUMNS)
+    runs = read_csv(path, RUNS[name])
     assert runs and all(r["cpu"] and r["fingerprint"] for r in runs), f"{path}: empty fields"
-    by_label = {(r["config"], r["pairwise"], r["variant"], r["blocks"], r["seed"]): r for r in runs}
+    keys = ("config", "model", "pairwise", "variant", "blocks", "seed")
+    by_label = {tuple(r[k] for k in keys): r for r in runs}
 
     def recompute(label):
-        config, pairwise, variant, blocks, seed = label
-        model = {"pairwise": pairwise, "variant": variant, "blocks": blocks}
+        config, model, pairwise, variant, blocks, seed = label
+        model = {"model": model, "pairwise": pairwise, "variant": variant, "blocks": blocks}
         return fingerprint(config, model, seed)
 
     message = _stale(path, [(k, r["fingerprint"]) for k, r in by_label.items()], recompute)
     assert not message, message
 
 
-@pytest.mark.parametrize("name", ["ablation", "track"])
+@pytest.mark.parametrize("name", ["ablation", "track", "spacetime_track", "spacetime_classify"])
 def test_results_csv_is_its_runs(name):
     """The summary is exactly ``summarise`` of the committed runs (its fingerprint included)."""
-    runs = read_csv(RESULTS / f"{name}_runs.csv", RUN_COLUMNS)
+    runs = read_csv(RESULTS / f"{name}_runs.csv", RUNS[f"{name}_runs.csv"])
     rows = read_csv(RESULTS / f"{name}.csv", COLUMNS)
-    again = summarise(runs, "track" if name == "track" else "classify")
+    table = "spacetime" if name.startswith("spacetime") else "ablation"
+    again = summarise(runs, "track" if name.endswith("track") else "classify", table)
     assert rows == again, f"data/results/{name}.csv is not its runs: {REGENERATE[name]}"
 
 
@@ -184,20 +193,29 @@ def test_checkpoint_is_todays_code(path):
             variant=m["variant"],
             seed=ckpt["seed"],
             blocks=ckpt["config"]["blocks"],
+            attention=m.get("attention"),
         )
         name = "track" if ckpt["kind"] == "track" else "ablation"
+        name = f"spacetime_{ckpt['kind']}" if "attention" in m else name
     assert matches(ckpt["fingerprint"], again), (
         f"{path.relative_to(ROOT)} ({label}) was made by other code than today's: "
         f"{REGENERATE[name]}; {AFTER}."
     )
 
 
-@pytest.mark.parametrize("name", ["ablation", "track"])
+def _table_of(p: Path) -> str:
+    """The runs CSV (its name without ``_runs.csv``) that a committed checkpoint belongs to."""
+    for prefix in ("spacetime_track", "spacetime_classify", "track", "denoiser"):
+        if p.name.startswith(prefix + "_"):
+            return prefix
+    return "ablation"
+
+
+@pytest.mark.parametrize("name", ["ablation", "track", "spacetime_track", "spacetime_classify"])
 def test_seed_0_checkpoints_are_rows_of_their_runs_csv(name):
-    runs = read_csv(RESULTS / f"{name}_runs.csv", RUN_COLUMNS)
+    runs = read_csv(RESULTS / f"{name}_runs.csv", RUNS[f"{name}_runs.csv"])
     fps = {r["fingerprint"] for r in runs if r["seed"] == 0}
-    paths = [p for p in _checkpoints() if (name == "track") == p.name.startswith("track_")]
-    paths = [p for p in paths if not p.name.startswith("denoiser_")]
+    paths = [p for p in _checkpoints() if _table_of(p) == name]
     assert paths
     for p in paths:
         stored = torch.load(p, map_location="cpu", weights_only=True)["fingerprint"]
@@ -240,3 +258,21 @@ def test_denoise_csv_measured_the_committed_denoisers():
         f"{path.relative_to(ROOT)} measured other denoisers than the committed ones: "
         "python benchmarks/bench_denoise.py --overwrite"
     )
+
+
+def test_spacetime_budget_csv_is_todays_code():
+    """benchmarks/spacetime_budget.py's longer runs: their fingerprints, recomputed."""
+    from nlviz.experiments import _attention
+
+    path = RESULTS / "spacetime_budget.csv"
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["model"] for r in rows} == {"joint", "divided", "divided x2"}
+    for r in {r["model"]: r for r in rows}.values():
+        config = dataclasses.replace(T.CONFIGS["track-full"], epochs=int(r["epochs"]))
+        again = T.run_fingerprint(config, attention=_attention("track", r["model"]),
+                                  blocks=2 if r["model"] == "divided x2" else 1)  # fmt: skip
+        assert matches(r["fingerprint"], again), (
+            f"{path.name} ({r['model']}) was made by other code than today's: "
+            f"python benchmarks/spacetime_budget.py --overwrite; {AFTER}."
+        )
