@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -181,21 +179,6 @@ def summary(rows: list[dict]) -> None:
                 print(f"  slope {mode:>11}: {text}")
 
 
-def write_csv(rows: list[dict], out: Path) -> None:
-    """Atomically: a temporary file in the same folder, then ``os.replace``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="T = 2, 4, 8; H = W = 7, 14")
@@ -210,12 +193,16 @@ def main(argv=None) -> int:
     if args.worker:  # one measurement, in this fresh process
         print(json.dumps(measure(**json.loads(args.worker))))
         return 0
-    if args.out.exists() and not args.overwrite:
-        parser.error(f"--out {args.out} exists; pass --overwrite to replace it")
-
     import torch
 
+    from nlviz.experiments import _csv_bytes
     from nlviz.fingerprint import machine
+    from nlviz.utils import Output
+
+    try:  # the output is claimed before anything is measured (the course's one overwrite rule)
+        claim = Output(args.out, overwrite=args.overwrite, name="out")
+    except (FileExistsError, ValueError) as err:
+        parser.error(str(err))
 
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
@@ -223,9 +210,10 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     start, cpu, threads = time.perf_counter(), machine(), torch.get_num_threads()
-    rows = [r for d in ["cpu"] + ["cuda"] * cuda for r in run(d, args, cpu, threads)]
-    summary(rows)
-    write_csv(rows, args.out)
+    with claim:
+        rows = [r for d in ["cpu"] + ["cuda"] * cuda for r in run(d, args, cpu, threads)]
+        summary(rows)
+        claim.write(lambda fh: fh.write(_csv_bytes(rows, FIELDS)))
     print(f"\nwrote {len(rows)} rows to {args.out} in {time.perf_counter() - start:.0f} s")
     return 0
 
